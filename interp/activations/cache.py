@@ -1,0 +1,164 @@
+"""Batched, hook-filtered forward passes streamed to the HDF5 store, computed once and reused.
+
+``ActivationCache.ensure(ref, prompts, hooks, grad_hooks, model_fn)`` returns the stored files for every requested
+hook, running forward passes only for hooks that are not stored yet (and loading the model only then). Gradients are
+d(per-prompt loss)/d(activation): the loss is the masked next-token cross-entropy of each prompt, summed over its
+scored positions, so one backward of the batch sum gives every prompt's own gradient exactly (prompts do not
+interact).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from interp.activations.store import HookArray, HookWriter, cache_key, hook_file, is_complete
+from interp.errors import HookNameError, NonFiniteError, suggest
+
+if TYPE_CHECKING:
+    from transformer_lens import HookedTransformer
+
+    from interp.manifest import CheckpointRef
+    from interp.tasks import PromptSet
+
+_LAYER = re.compile(r"^blocks\.(\d+)\.")
+
+
+def check_hooks(valid: Iterable[str], hooks: Iterable[str], where: str = "the model") -> None:
+    valid = list(valid)
+    for h in hooks:
+        if h not in valid:
+            raise HookNameError(f"hook {h!r} does not exist on {where}." + suggest(h, valid)
+                                + " Hook names follow TransformerLens, e.g. 'blocks.0.mlp.hook_post'.")
+
+
+def stop_layer(hooks: Iterable[str], n_layers: int) -> int | None:
+    """The ``stop_at_layer`` that still computes every hook, or None when one lies past the last block."""
+    layers = []
+    for h in hooks:
+        m = _LAYER.match(h)
+        if not m:
+            return None if not h.startswith(("hook_embed", "hook_pos_embed")) else 0
+        layers.append(int(m.group(1)))
+    top = max(layers, default=-1) + 1
+    return None if top >= n_layers else max(top, 1)
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    root: Path
+    batch_size: int = 512
+    storage_dtype: str = "float32"   # float16 halves size and write time (FIELD-NOTES); float32 keeps tests exact
+    nonfinite: str = "raise"         # or "keep": count and store
+
+
+class ActivationCache:
+    def __init__(self, settings: CacheSettings, device: str = "cpu", progress: bool = False):
+        self.s, self.device, self.progress = settings, device, progress
+        self.forward_passes = 0  # counts model forward batches: tests use it to prove reuse
+
+    def key(self, ref: CheckpointRef, prompts: PromptSet) -> str:
+        return cache_key(ref.id, ref.sha256, prompts.digest(), ref.processing.key())
+
+    def path(self, ref: CheckpointRef, prompts: PromptSet, hook: str, grad: bool = False) -> Path:
+        return hook_file(self.s.root, self.key(ref, prompts), hook, grad)
+
+    def missing(self, ref, prompts, hooks: Iterable[str], grad_hooks: Iterable[str]) -> tuple[list[str], list[str]]:
+        return ([h for h in hooks if not is_complete(self.path(ref, prompts, h))],
+                [h for h in grad_hooks if not is_complete(self.path(ref, prompts, h, grad=True))])
+
+    def ensure(self, ref: CheckpointRef, prompts: PromptSet, hooks: Iterable[str] = (),
+               grad_hooks: Iterable[str] = (), model_fn: Callable[[], HookedTransformer] | None = None) -> None:
+        hooks, grad_hooks = sorted(set(hooks) | set(grad_hooks)), sorted(set(grad_hooks))
+        need, need_grad = self.missing(ref, prompts, hooks, grad_hooks)
+        if not need and not need_grad:
+            return
+        if model_fn is None:
+            raise ValueError("activations are not cached and no model was given to compute them")
+        model = model_fn()
+        check_hooks(model.hook_dict, set(need) | set(need_grad), f"checkpoint {ref.id}")
+        meta = {"checkpoint": ref.id, "sha256": ref.sha256 or "", "prompts": prompts.digest(),
+                "processing": ref.processing.key(), "n_prompts": len(prompts)}
+        if need_grad:  # the backward pass also yields the activations of the same hooks
+            self._run(model, prompts, sorted(set(need) | set(need_grad)), need_grad, meta)
+        else:
+            self._run(model, prompts, need, [], meta)
+
+    def _run(self, model: HookedTransformer, prompts: PromptSet, hooks: list[str], grad_hooks: list[str],
+             meta: dict) -> None:
+        import torch
+        from tqdm.auto import tqdm
+
+        from interp.metrics import masked_next_token_loss
+
+        writers: dict[tuple[str, bool], HookWriter] = {}
+        store: dict[str, torch.Tensor] = {}
+
+        def keep(act, hook):
+            if hook.name in grad_hooks:
+                act.retain_grad()
+            store[hook.name] = act
+            return act
+
+        stop = None if grad_hooks else stop_layer(hooks, model.cfg.n_layers)
+        bs = self.s.batch_size
+        try:
+            for start in tqdm(range(0, len(prompts), bs), desc=f"cache {meta['checkpoint']}",
+                              disable=not self.progress, leave=False):
+                part = prompts.subset(slice(start, start + bs))
+                toks = torch.as_tensor(part.tokens, device=self.device)
+                fwd = [(h, keep) for h in hooks]
+                if grad_hooks:
+                    with torch.enable_grad():
+                        logits = model.run_with_hooks(toks, fwd_hooks=fwd)
+                        loss = masked_next_token_loss(logits, toks, torch.as_tensor(part.loss_mask, device=self.device),
+                                                      reduction="none")
+                        loss.sum().backward()
+                    model.zero_grad(set_to_none=True)
+                else:
+                    with torch.inference_mode():
+                        model.run_with_hooks(toks, fwd_hooks=fwd, stop_at_layer=stop)
+                self.forward_passes += 1
+                for h in hooks:
+                    self._write(writers, h, False, store[h].detach(), meta)
+                for h in grad_hooks:
+                    self._write(writers, h, True, store[h].grad, meta)
+                store.clear()
+            for w in writers.values():
+                w.commit()
+        except BaseException:
+            for w in writers.values():
+                w.abort()
+            raise
+
+    def _write(self, writers: dict, hook: str, grad: bool, t, meta: dict) -> None:
+        arr = t.float().cpu().numpy()
+        w = writers.get((hook, grad))
+        if w is None:
+            dims = ("prompt", "pos") + tuple(f"dim{i}" for i in range(arr.ndim - 2))
+            if hook.endswith(("mlp.hook_post", "mlp.hook_pre")):
+                dims = ("prompt", "pos", "neuron")
+            attrs = {**meta, "hook": hook, "grad": grad, "json": json.dumps(meta)}
+            w = writers[(hook, grad)] = HookWriter(hook_file(self.s.root, cache_key(
+                meta["checkpoint"], meta["sha256"] or None, meta["prompts"], meta["processing"]), hook, grad),
+                arr.shape[1:], dims, attrs, dtype=self.s.storage_dtype)
+        if self.s.nonfinite == "raise" and not _all_finite(arr):
+            raise NonFiniteError(f"non-finite {'gradient' if grad else 'activation'} at hook {hook!r} of checkpoint "
+                                 f"{meta['checkpoint']}; pass nonfinite='keep' to store and count them")
+        w.append(arr.astype(self.s.storage_dtype, copy=False))
+
+    def open(self, ref: CheckpointRef, prompts: PromptSet, hook: str, grad: bool = False) -> HookArray:
+        path = self.path(ref, prompts, hook, grad)
+        if not is_complete(path):
+            raise FileNotFoundError(f"{path}: hook {hook!r} of {ref.id} is not cached; call ensure() first")
+        return HookArray(path)
+
+
+def _all_finite(arr) -> bool:
+    import numpy as np
+
+    return bool(np.isfinite(arr).all())

@@ -1,0 +1,103 @@
+"""HDF5 storage of activations: one file per (checkpoint, prompt set, processing, hook[, gradient]).
+
+One file per hook keeps every file complete-or-absent on its own: it is written under a temporary name, fsynced, and
+renamed, so a killed run never leaves a file that looks complete, and a later analyzer asking for one more hook adds a
+file instead of rewriting a shared one. Datasets carry their dimension names and provenance as attributes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+DATASET = "data"
+
+
+def cache_key(checkpoint_id: str, sha256: str | None, prompts_digest: str, processing_key: str) -> str:
+    h = hashlib.sha256(f"{checkpoint_id}|{sha256}|{prompts_digest}|{processing_key}".encode()).hexdigest()[:16]
+    return f"{checkpoint_id}/{h}"
+
+
+def hook_file(root: Path, key: str, hook: str, grad: bool = False) -> Path:
+    return Path(root) / key / (f"{hook}.grad.h5" if grad else f"{hook}.h5")
+
+
+class HookWriter:
+    """Appends [prompt, ...] blocks of one hook's activations to a temporary HDF5 file; ``commit`` makes it final."""
+
+    def __init__(self, path: Path, row_shape: tuple[int, ...], dims: tuple[str, ...], attrs: dict,
+                 dtype: str = "float32", chunk_rows: int = 1024):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
+        self._f = h5py.File(self.tmp, "w")
+        self._ds = self._f.create_dataset(DATASET, shape=(0, *row_shape), maxshape=(None, *row_shape),
+                                          dtype=np.dtype(dtype), chunks=(chunk_rows, *row_shape))
+        self._ds.attrs["dims"] = list(dims)
+        for k, v in attrs.items():
+            self._ds.attrs[k] = v
+        self.n = 0
+        self.nonfinite = 0
+
+    def append(self, block: np.ndarray) -> None:
+        m = block.shape[0]
+        self.nonfinite += int(block.size - np.isfinite(block).sum())
+        self._ds.resize(self.n + m, axis=0)
+        self._ds[self.n: self.n + m] = block
+        self.n += m
+
+    def commit(self) -> Path:
+        self._ds.attrs["nonfinite"] = self.nonfinite
+        self._ds.attrs["complete"] = True
+        self._f.flush()
+        os.fsync(self._f.id.get_vfd_handle())
+        self._f.close()
+        self.tmp.replace(self.path)
+        return self.path
+
+    def abort(self) -> None:
+        try:
+            self._f.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+
+def is_complete(path: Path) -> bool:
+    if not Path(path).is_file():
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return bool(f[DATASET].attrs.get("complete", False))
+    except (OSError, KeyError):
+        return False
+
+
+class HookArray:
+    """Read access to one stored hook: shape, attributes, and chunked iteration (memory bounded by the chunk)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        with h5py.File(self.path, "r") as f:
+            ds = f[DATASET]
+            self.shape = tuple(ds.shape)
+            self.dims = tuple(ds.attrs["dims"])
+            self.attrs = {k: ds.attrs[k] for k in ds.attrs}
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def chunks(self, rows: int = 4096) -> Iterator[np.ndarray]:
+        with h5py.File(self.path, "r") as f:
+            ds = f[DATASET]
+            for start in range(0, ds.shape[0], rows):
+                yield ds[start: start + rows]
+
+    def read(self) -> np.ndarray:
+        """The whole array: for small data (tests, tiny models) only."""
+        with h5py.File(self.path, "r") as f:
+            return f[DATASET][()]

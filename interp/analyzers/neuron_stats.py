@@ -1,0 +1,128 @@
+"""``neuron-stats``: per MLP neuron, activation moments and weight geometry (shared/SCIENCE.md section 3).
+
+Per checkpoint, layer and neuron:
+- from ``blocks.{l}.mlp.hook_pre`` streamed over all prompt tokens: mean, variance, skew, kurtosis (non-excess:
+  a Gaussian gives 3), activation frequency (fraction of tokens with pre-activation > ``active_threshold``);
+- from the weights: ``|w_in|`` (column of W_in), ``|w_out|`` (row of W_out), ``cos(w_in, w_out)``, and the mean,
+  variance, skew and kurtosis over the vocabulary of ``cos(w_out, W_U[:, v])``.
+Constant neurons get variance 0 and skew = kurtosis = 0 (defined, not NaN).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from interp.activations.stats import RunningMoments
+from interp.analyzers.base import Analyzer, Needs, Result, Scope, Unit
+from interp.tasks import LABEL_POS
+
+STATS = ("mean", "var", "skew", "kurtosis", "act_freq")
+WEIGHT_STATS = ("w_in_norm", "w_out_norm", "cos_in_out", "vocab_cos_mean", "vocab_cos_var", "vocab_cos_skew",
+                "vocab_cos_kurtosis")
+
+
+@dataclass(frozen=True)
+class NeuronStatsConfig:
+    positions: str = "all"          # "all" token positions, or "label": only the position that predicts LABEL
+    active_threshold: float = 0.0   # on the pre-activation; 0 is where ReLU/GELU neurons switch on
+    chunk_rows: int = 4096
+
+
+class NeuronStatsResult(Result):
+    def stat(self, name: str) -> np.ndarray:
+        """[layer, neuron] array of one statistic (see STATS and WEIGHT_STATS)."""
+        return self.arrays[name]
+
+
+class NeuronStats(Analyzer):
+    name = "neuron-stats"
+    description = "per-neuron pre-activation moments, activation frequency and weight geometry"
+    Config = NeuronStatsConfig
+    Result = NeuronStatsResult
+
+    def needs(self, ref) -> Needs:
+        if self.config.positions not in ("all", "label"):
+            from interp.errors import ConfigError
+
+            raise ConfigError(f"neuron-stats: positions must be 'all' or 'label', got {self.config.positions!r}")
+        n_layers = int(ref.model.get("n_layers", 0)) or None
+        hooks = tuple(f"blocks.{l}.mlp.hook_pre" for l in range(n_layers or 0))
+        return Needs(hooks=hooks, scope=Scope.CHECKPOINT, model=True)
+
+    def run(self, unit: Unit, ctx) -> NeuronStatsResult:
+        import torch
+
+        (ref,) = unit.refs
+        model = ctx.model(ref)
+        n_layers, d_mlp = model.cfg.n_layers, model.cfg.d_mlp
+        result = self.new_result(unit)
+        per_layer = {k: [] for k in STATS}
+        for layer in range(n_layers):
+            acc = RunningMoments(d_mlp, self.config.active_threshold)
+            for chunk in ctx.acts(ref, f"blocks.{layer}.mlp.hook_pre").chunks(self.config.chunk_rows):
+                x = torch.from_numpy(chunk)  # [prompt, pos, neuron]
+                x = x[:, LABEL_POS] if self.config.positions == "label" else x.reshape(-1, d_mlp)
+                acc.update(x)
+            for k, v in acc.result().items():
+                per_layer[k].append(v)
+            n_tokens = acc.n
+        for k in STATS:
+            result.add(k, torch.stack(per_layer[k]), ("layer", "neuron"))
+        for k, v in weight_stats(model).items():
+            result.add(k, v, ("layer", "neuron"))
+        kurt, freq = result.arrays["kurtosis"], result.arrays["act_freq"]
+        result.scalars.update(n_tokens=int(n_tokens), median_kurtosis=float(np.median(kurt)),
+                              mean_act_freq=float(freq.mean()), dead_fraction=float((freq == 0).mean()))
+        return result
+
+    def summarize(self, results: list[Result], out_dir) -> dict:
+        return summarize_series(results, out_dir)
+
+
+def weight_stats(model) -> dict[str, "torch.Tensor"]:
+    """[layer, neuron] weight statistics, in float64."""
+    import torch
+
+    out: dict[str, list] = {k: [] for k in WEIGHT_STATS}
+    w_u = model.W_U.detach().double()                                    # [d_model, vocab]
+    w_u = w_u / w_u.norm(dim=0, keepdim=True).clamp_min(1e-30)
+    for layer in range(model.cfg.n_layers):
+        w_in = model.blocks[layer].mlp.W_in.detach().double()           # [d_model, neuron]
+        w_out = model.blocks[layer].mlp.W_out.detach().double()         # [neuron, d_model]
+        n_in, n_out = w_in.norm(dim=0), w_out.norm(dim=1)
+        out["w_in_norm"].append(n_in)
+        out["w_out_norm"].append(n_out)
+        out["cos_in_out"].append((w_in.T * w_out).sum(1) / (n_in * n_out).clamp_min(1e-30))
+        cos = (w_out / n_out[:, None].clamp_min(1e-30)) @ w_u           # [neuron, vocab]
+        mu = cos.mean(1, keepdim=True)
+        d = cos - mu
+        var = (d**2).mean(1)
+        safe = torch.where(var > 0, var, torch.ones_like(var))
+        out["vocab_cos_mean"].append(mu[:, 0])
+        out["vocab_cos_var"].append(var)
+        out["vocab_cos_skew"].append(torch.where(var > 0, (d**3).mean(1) / safe**1.5, torch.zeros_like(var)))
+        out["vocab_cos_kurtosis"].append(torch.where(var > 0, (d**4).mean(1) / safe**2, torch.zeros_like(var)))
+    return {k: torch.stack(v) for k, v in out.items()}
+
+
+def summarize_series(results: list[Result], out_dir) -> dict:
+    """Per run and step (mean over seeds): median kurtosis, activation frequency, dead fraction; two figures."""
+    from pathlib import Path
+
+    from interp.analyzers.base import by_run_step, mean_over
+    from interp.report.plots import lines_by_run
+
+    grouped = by_run_step(results)
+    per_run = {run: {str(step): {k: mean_over(rs, k) for k in ("median_kurtosis", "mean_act_freq", "dead_fraction")}
+                     for step, rs in steps.items()} for run, steps in grouped.items()}
+    figures = []
+    for key, label in (("median_kurtosis", "median kurtosis of pre-activations"),
+                       ("dead_fraction", "fraction of never-active neurons")):
+        series = {run: ([int(s) for s in d], [v[key] for v in d.values()]) for run, d in per_run.items()}
+        figures.append(str(lines_by_run(series, label + " (mean over seeds)", key, Path(out_dir) / f"{key}.png")))
+    headline = {f"{run} median kurtosis @ last step": round(list(d.values())[-1]["median_kurtosis"], 3)
+                for run, d in per_run.items()}
+    return {"headline": headline, "per_run": per_run, "figures": figures}
+

@@ -1,0 +1,61 @@
+"""Analyzer names -> classes, imported lazily (an analyzer's heavy imports are paid only when it runs).
+
+Built-ins are listed below as ``name: "module:Class"``. Third parties register through the ``interp.analyzers``
+entry-point group with the same ``"module:Class"`` value; a name given twice is an error, and an unknown name lists
+the valid ones.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import lru_cache
+from importlib.metadata import entry_points
+
+from interp.analyzers.base import Analyzer
+from interp.errors import ConfigError, suggest
+
+BUILTIN: dict[str, tuple[str, str]] = {
+    # name: (target, one-line description, kept here so `interp list` imports nothing heavy)
+    "neuron-stats": ("interp.analyzers.neuron_stats:NeuronStats",
+                     "per-neuron pre-activation moments, activation frequency and weight geometry"),
+}
+
+ENTRY_POINT_GROUP = "interp.analyzers"
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict[str, tuple[str, str]]:
+    table = dict(BUILTIN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in table:
+            raise ConfigError(f"analyzer name {ep.name!r} is registered twice (built-in or another plug-in, and "
+                              f"entry point {ep.value!r}); names must be unique")
+        table[ep.name] = (ep.value, f"plug-in from {ep.value}")
+    return table
+
+
+def names() -> list[str]:
+    return list(_table())
+
+
+def describe() -> dict[str, str]:
+    return {n: d for n, (_, d) in _table().items()}
+
+
+def register(name: str, target: str, description: str = "") -> None:
+    """Register an analyzer at run time (``"module:Class"``); a duplicate name is an error."""
+    table = _table()
+    if name in table:
+        raise ConfigError(f"analyzer name {name!r} is already registered to {table[name][0]!r}")
+    table[name] = (target, description or f"registered from {target}")
+
+
+def get(name: str) -> type[Analyzer]:
+    table = _table()
+    if name not in table:
+        raise ConfigError(f"unknown analyzer {name!r}; valid: {sorted(table)}." + suggest(name, table))
+    module, _, cls = table[name][0].partition(":")
+    analyzer = getattr(importlib.import_module(module), cls)
+    if getattr(analyzer, "name", None) != name:
+        raise ConfigError(f"{table[name][0]} declares name {getattr(analyzer, 'name', None)!r}, registered as {name!r}")
+    return analyzer

@@ -1,0 +1,92 @@
+"""What an analyzer sees while it runs: prompts, the (one) loaded model, and the activation cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from interp.activations.cache import ActivationCache
+from interp.activations.store import HookArray
+from interp.errors import ConfigError
+from interp.tasks import N_CTX, MixtureStream, PromptSet, eval_sets
+
+if TYPE_CHECKING:
+    from transformer_lens import HookedTransformer
+
+    from interp.analyzers.base import Needs
+    from interp.manifest import CheckpointRef
+
+
+@dataclass(frozen=True)
+class PromptSource:
+    """Where evaluation prompts come from: the run's task mixture (test splits of every task plus
+    ``n_background`` background sequences), or a user's token file (.npy, [prompt, pos] int) for series that have no
+    mixture (e.g. Hugging Face checkpoints)."""
+
+    n_background: int = 512
+    split: str = "test"
+    tokens_file: Path | None = None
+    seed: int = 12345
+
+    def build(self, ref: CheckpointRef) -> PromptSet:
+        if self.tokens_file is not None:
+            toks = np.load(self.tokens_file)
+            if toks.ndim != 2 or toks.dtype.kind not in "iu":
+                raise ConfigError(f"{self.tokens_file}: expected a 2-D integer array [prompt, pos], got "
+                                  f"{toks.dtype} {toks.shape}")
+            n = toks.shape[0]
+            return PromptSet(toks.astype(np.int64), np.full(n, -1), np.ones((n, toks.shape[1] - 1), bool), ())
+        spec = ref.mixture_spec
+        if spec is None:
+            raise ConfigError(f"run {ref.run!r} has no task mixture in its manifest; pass a token file "
+                              f"(--tokens FILE.npy, [prompt, pos] integers) to say what to run the model on")
+        parts = list(eval_sets(spec, self.split).values())  # type: ignore[arg-type]
+        if self.n_background and spec.n_background:
+            stream = MixtureStream(spec, batch_size=self.n_background, seed=self.seed)
+            bg = stream.background.sample(self.n_background, np.random.default_rng(self.seed))
+            parts.append(PromptSet(bg, np.full(len(bg), -1), np.ones((len(bg), N_CTX - 1), bool), stream.task_names))
+        names = parts[0].task_names if parts else ()
+        return PromptSet.concat([PromptSet(p.tokens, p.task_id, p.loss_mask, names) for p in parts])
+
+
+class Context:
+    """Holds at most one model at a time: asking for another checkpoint's model releases the current one."""
+
+    def __init__(self, cache: ActivationCache, device: str, prompts: PromptSource = PromptSource(),
+                 allow_pickle: bool = False):
+        self.cache, self.device, self.prompt_source, self.allow_pickle = cache, device, prompts, allow_pickle
+        self._model: tuple[str, HookedTransformer] | None = None
+        self._prompts: dict[str, PromptSet] = {}
+        self.models_loaded = 0
+
+    def prompts(self, ref: CheckpointRef) -> PromptSet:
+        key = f"{ref.run}"
+        if key not in self._prompts:
+            self._prompts[key] = self.prompt_source.build(ref)
+        return self._prompts[key]
+
+    def model(self, ref: CheckpointRef) -> HookedTransformer:
+        if self._model is not None and self._model[0] == ref.id:
+            return self._model[1]
+        self.release()
+        from interp.loading import load_ref
+
+        self._model = (ref.id, load_ref(ref, device=self.device, allow_pickle=self.allow_pickle))
+        self.models_loaded += 1
+        return self._model[1]
+
+    def release(self) -> None:
+        if self._model is not None:
+            self._model = None
+            from interp.loading import release_memory
+
+            release_memory()
+
+    def ensure(self, ref: CheckpointRef, needs: Needs) -> None:
+        self.cache.ensure(ref, self.prompts(ref), needs.hooks, needs.grad_hooks, model_fn=lambda: self.model(ref))
+
+    def acts(self, ref: CheckpointRef, hook: str, grad: bool = False) -> HookArray:
+        return self.cache.open(ref, self.prompts(ref), hook, grad)

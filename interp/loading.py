@@ -1,0 +1,255 @@
+"""The one adapter to TransformerLens: checkpoint specs and local Hugging Face folders -> ``HookedTransformer``.
+
+When TransformerLens 4 replaces ``HookedTransformer`` with ``TransformerBridge``, this module is the one to change.
+
+Promises kept here:
+- safetensors first; pickle (``.pt``/``.bin``) refused unless ``allow_pickle=True``, then read with
+  ``weights_only=True``;
+- tensor names and shapes are checked against the config (on the meta device, from the file header) before any
+  weight is allocated, and a mismatch names the file and tensor;
+- weight processing (``fold_ln``, centering) is off unless declared in ``Processing``, which every result records.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from interp.errors import CheckpointError, ConfigError
+
+if TYPE_CHECKING:
+    import torch
+    from transformer_lens import HookedTransformer
+
+    from interp.manifest import CheckpointRef
+
+DTYPES = ("float32", "float16", "bfloat16", "float64")
+
+
+@dataclass(frozen=True)
+class Processing:
+    """Weight processing applied after loading; all off by default, and part of every cache key and provenance."""
+
+    fold_ln: bool = False
+    center_writing_weights: bool = False
+    center_unembed: bool = False
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"processing.dtype {self.dtype!r} is not one of {DTYPES}")
+
+    @property
+    def any_weight_processing(self) -> bool:
+        return self.fold_ln or self.center_writing_weights or self.center_unembed
+
+    def key(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in asdict(self).items())
+
+
+def resolve_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} was asked for but CUDA is not available; use 'cpu' or 'auto'")
+    if device not in ("cpu",) and not device.startswith("cuda") and device != "meta":
+        raise ConfigError(f"device {device!r} is not one of 'auto', 'cpu', 'cuda', 'cuda:N'")
+    return device
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    import torch
+
+    if name not in DTYPES:
+        raise ConfigError(f"dtype {name!r} is not one of {DTYPES}")
+    return getattr(torch, name)
+
+
+def build_model(model_kwargs: dict[str, Any], device: str = "cpu", dtype: str = "float32") -> HookedTransformer:
+    """A freshly initialised ``HookedTransformer`` from ``HookedTransformerConfig`` keyword arguments (stored as JSON
+    because ``cfg.to_dict()`` is not JSON-serialisable). Initialisation is seeded by ``model_kwargs['seed']``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # HookedTransformer is deprecated in TL 4, see module doc
+        from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+        try:
+            cfg = HookedTransformerConfig(**{**model_kwargs, "device": device, "dtype": torch_dtype(dtype)})
+        except (TypeError, ValueError, AssertionError) as e:
+            raise ConfigError(f"model config {model_kwargs} is not a valid HookedTransformerConfig: {e}") from e
+        if device == "meta":
+            import torch
+
+            with torch.device("meta"):
+                return HookedTransformer(cfg)
+        return HookedTransformer(cfg)
+
+
+def parameter_shapes(model_kwargs: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Expected parameter names and shapes, computed on the meta device (no memory)."""
+    model = build_model(model_kwargs, device="meta")
+    return {k: tuple(v.shape) for k, v in model.named_parameters()}
+
+
+def save_checkpoint(model: HookedTransformer, path: Path, dtype: str = "float32",
+                    metadata: dict[str, str] | None = None) -> None:
+    """Parameters only (the attention mask buffers are rebuilt from the config), as safetensors, atomically."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().to(torch_dtype(dtype)).contiguous().cpu() for k, v in model.named_parameters()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    save_file(tensors, str(tmp), metadata=metadata or {})
+    tmp.replace(path)
+
+
+def _header_shapes(path: Path, allow_pickle: bool) -> dict[str, tuple[int, ...]]:
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        except Exception as e:  # safetensors raises several types for a corrupt header
+            raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from e
+    if path.suffix in (".pt", ".pth", ".bin", ".ckpt"):
+        if not allow_pickle:
+            raise CheckpointError(f"{path}: pickle checkpoints can run code on load and are refused; convert it to "
+                                  f".safetensors, or pass allow_pickle=True to load it with weights_only=True")
+        return {k: tuple(v.shape) for k, v in _read_pickle(path).items()}
+    raise CheckpointError(f"{path}: unknown checkpoint format {path.suffix!r}; expected .safetensors (or .pt with "
+                          f"allow_pickle=True)")
+
+
+def _read_pickle(path: Path) -> dict[str, torch.Tensor]:
+    import torch
+
+    try:
+        sd = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{path}: could not be read with weights_only=True ({e})") from e
+    if not isinstance(sd, dict):
+        raise CheckpointError(f"{path}: expected a state dict of tensors, got {type(sd).__name__}")
+    return sd
+
+
+def check_shapes(path: Path, model_kwargs: dict[str, Any], allow_pickle: bool = False) -> None:
+    """Raise ``CheckpointError`` naming the file and tensor if the file does not fit the config."""
+    expected = parameter_shapes(model_kwargs)
+    found = _header_shapes(path, allow_pickle)
+    found = {k: v for k, v in found.items() if not k.endswith(("attn.mask", "attn.IGNORE"))}
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    if missing or extra:
+        raise CheckpointError(f"{path}: tensors do not match the config: missing {missing[:5]}, unexpected {extra[:5]}")
+    for name, shape in expected.items():
+        if found[name] != shape:
+            hint = " (d_vocab differs: vocabulary mismatch)" if name in ("embed.W_E", "unembed.W_U") else ""
+            raise CheckpointError(f"{path}: tensor {name!r} has shape {found[name]}, the config expects {shape}{hint}")
+
+
+def load_model(path: Path, model_kwargs: dict[str, Any], device: str = "auto",
+               processing: Processing = Processing(), allow_pickle: bool = False) -> HookedTransformer:
+    """Load one checkpoint into a ``HookedTransformer`` in eval mode."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file does not exist")
+    check_shapes(path, model_kwargs, allow_pickle)
+    device = resolve_device(device)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path), device="cpu")
+    else:
+        state = _read_pickle(path)
+    model = build_model(model_kwargs, device=device, dtype="float32")
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            param.copy_(state[name].to(torch.float32))
+    del state
+    return _finish(model, processing)
+
+
+def _finish(model: HookedTransformer, processing: Processing) -> HookedTransformer:
+    if processing.any_weight_processing:
+        model.process_weights_(fold_ln=processing.fold_ln, center_writing_weights=processing.center_writing_weights,
+                               center_unembed=processing.center_unembed)
+    if processing.dtype != "float32":
+        model = model.to(torch_dtype(processing.dtype))
+    model.eval()
+    return model
+
+
+def load_ref(ref: CheckpointRef, device: str = "auto", allow_pickle: bool = False) -> HookedTransformer:
+    if ref.format == "hf":
+        return load_hf_folder(ref.path, device=device, processing=ref.processing)
+    return load_model(ref.path, ref.model, device=device, processing=ref.processing, allow_pickle=allow_pickle)
+
+
+@contextmanager
+def loaded(ref: CheckpointRef, device: str = "auto", allow_pickle: bool = False) -> Iterator[HookedTransformer]:
+    """Hold one model for the duration of a block, then release it (and the CUDA cache) so memory stays flat."""
+    model = load_ref(ref, device=device, allow_pickle=allow_pickle)
+    try:
+        yield model
+    finally:
+        del model
+        release_memory()
+
+
+def release_memory() -> None:
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+HF_ARCHITECTURES = ("GPT2LMHeadModel", "GPTNeoXForCausalLM")
+
+
+def hf_model_kwargs(folder: Path) -> dict[str, Any]:
+    """``HookedTransformerConfig`` keyword arguments for a local Hugging Face folder (config.json only)."""
+    cfg_file = Path(folder) / "config.json"
+    if not cfg_file.is_file():
+        raise CheckpointError(f"{folder}: no config.json; a Hugging Face checkpoint folder needs one")
+    arch = (json.loads(cfg_file.read_text()).get("architectures") or [None])[0]
+    if arch not in HF_ARCHITECTURES:
+        raise CheckpointError(f"{cfg_file}: architecture {arch!r} is not supported; supported: {HF_ARCHITECTURES}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from transformer_lens.loading_from_pretrained import convert_hf_model_config
+
+        kwargs = convert_hf_model_config(str(folder))
+    kwargs.pop("tokenizer_name", None)
+    return {k: v for k, v in kwargs.items() if k not in ("device", "dtype", "n_devices")}
+
+
+def load_hf_folder(folder: Path, device: str = "auto", processing: Processing = Processing()) -> HookedTransformer:
+    """A local Hugging Face-format folder (GPT-2 or GPT-NeoX/Pythia) -> ``HookedTransformer``, offline."""
+    import torch
+
+    folder = Path(folder)
+    kwargs = hf_model_kwargs(folder)
+    device = resolve_device(device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from transformer_lens.loading_from_pretrained import get_pretrained_state_dict
+        from transformers import AutoModelForCausalLM
+
+        hf_model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
+        model = build_model(kwargs, device=device)
+        state = get_pretrained_state_dict(str(folder), model.cfg, hf_model)
+    del hf_model
+    model.load_and_process_state_dict(state, fold_ln=False, center_writing_weights=False, center_unembed=False,
+                                      fold_value_biases=False, refactor_factored_attn_matrices=False)
+    return _finish(model, processing)
