@@ -95,7 +95,6 @@ def run_job(job: Job) -> int:
                               grad_hooks=tuple(sorted({h for n in needs for h in n.grad_hooks}))))
     for analyzer, unit in pending:
         save_result(analyzer.run(unit, ctx), opts.out_dir)
-    ctx.release()
     return len(pending)
 
 
@@ -149,4 +148,7 @@ def analyze(source: str | Path | Series | None = None, analyzers: list[str] | No
         (options.out_dir / a.name).mkdir(parents=True, exist_ok=True)
         (options.out_dir / a.name / "summary.json").write_text(json.dumps(summary, indent=1))
         report.summaries[a.name] = summary
+    from interp.loading import SLOT
+
+    SLOT.clear()
     return report

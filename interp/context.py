@@ -53,12 +53,13 @@ class PromptSource:
 
 
 class Context:
-    """Holds at most one model at a time: asking for another checkpoint's model releases the current one."""
+    """What a job sees. Models come from the process's single ``ModelSlot``: asking for another checkpoint's model
+    replaces the current one (in place when the architecture is the same), so a process never holds two. Analyzers
+    must leave the model as they found it (remove hooks, restore any weights they perturb)."""
 
     def __init__(self, cache: ActivationCache, device: str, prompts: PromptSource = PromptSource(),
                  allow_pickle: bool = False):
         self.cache, self.device, self.prompt_source, self.allow_pickle = cache, device, prompts, allow_pickle
-        self._model: tuple[str, HookedTransformer] | None = None
         self._prompts: dict[str, PromptSet] = {}
         self.models_loaded = 0
 
@@ -69,21 +70,18 @@ class Context:
         return self._prompts[key]
 
     def model(self, ref: CheckpointRef) -> HookedTransformer:
-        if self._model is not None and self._model[0] == ref.id:
-            return self._model[1]
-        self.release()
-        from interp.loading import load_ref
+        from interp.loading import SLOT
 
-        self._model = (ref.id, load_ref(ref, device=self.device, allow_pickle=self.allow_pickle))
-        self.models_loaded += 1
-        return self._model[1]
+        before = SLOT.loads
+        model = SLOT.get(ref, self.device, self.allow_pickle)
+        self.models_loaded += SLOT.loads - before
+        return model
 
     def release(self) -> None:
-        if self._model is not None:
-            self._model = None
-            from interp.loading import release_memory
+        """Free the model (end of a run; the slot is otherwise reused by the next job)."""
+        from interp.loading import SLOT
 
-            release_memory()
+        SLOT.clear()
 
     def ensure(self, ref: CheckpointRef, needs: Needs) -> None:
         self.cache.ensure(ref, self.prompts(ref), needs.hooks, needs.grad_hooks, model_fn=lambda: self.model(ref))

@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,8 +95,13 @@ def build_model(model_kwargs: dict[str, Any], device: str = "cpu", dtype: str = 
 
 def parameter_shapes(model_kwargs: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     """Expected parameter names and shapes, computed on the meta device (no memory)."""
-    model = build_model(model_kwargs, device="meta")
-    return {k: tuple(v.shape) for k, v in model.named_parameters()}
+    return dict(_parameter_shapes(json.dumps(model_kwargs, sort_keys=True)))
+
+
+@lru_cache(maxsize=32)
+def _parameter_shapes(kwargs_json: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    model = build_model(json.loads(kwargs_json), device="meta")
+    return tuple((k, tuple(v.shape)) for k, v in model.named_parameters())
 
 
 def save_checkpoint(model: HookedTransformer, path: Path, dtype: str = "float32",
@@ -156,8 +162,12 @@ def check_shapes(path: Path, model_kwargs: dict[str, Any], allow_pickle: bool = 
 
 
 def load_model(path: Path, model_kwargs: dict[str, Any], device: str = "auto",
-               processing: Processing = Processing(), allow_pickle: bool = False) -> HookedTransformer:
-    """Load one checkpoint into a ``HookedTransformer`` in eval mode."""
+               processing: Processing = Processing(), allow_pickle: bool = False,
+               into: HookedTransformer | None = None) -> HookedTransformer:
+    """Load one checkpoint into a ``HookedTransformer`` in eval mode.
+
+    ``into``: an unprocessed float32 model of the same config to overwrite in place (no new allocation), which is
+    how a series is walked with one model's worth of memory."""
     import torch
 
     path = Path(path)
@@ -171,7 +181,7 @@ def load_model(path: Path, model_kwargs: dict[str, Any], device: str = "auto",
         state = load_file(str(path), device="cpu")
     else:
         state = _read_pickle(path)
-    model = build_model(model_kwargs, device=device, dtype="float32")
+    model = into if into is not None else build_model(model_kwargs, device=device, dtype="float32")
     with torch.no_grad():
         for name, param in model.named_parameters():
             param.copy_(state[name].to(torch.float32))
@@ -193,6 +203,42 @@ def load_ref(ref: CheckpointRef, device: str = "auto", allow_pickle: bool = Fals
     if ref.format == "hf":
         return load_hf_folder(ref.path, device=device, processing=ref.processing)
     return load_model(ref.path, ref.model, device=device, processing=ref.processing, allow_pickle=allow_pickle)
+
+
+class ModelSlot:
+    """The one model a process holds. Consecutive checkpoints of the same architecture are loaded into the same
+    module in place, so walking a series of hundreds of steps allocates once and memory stays flat; a different
+    architecture (or declared weight processing, which rewrites the config) replaces the model."""
+
+    def __init__(self) -> None:
+        self._model: HookedTransformer | None = None
+        self._key: tuple | None = None
+        self._id: str | None = None
+        self.loads = 0
+
+    def get(self, ref: CheckpointRef, device: str, allow_pickle: bool = False) -> HookedTransformer:
+        if self._model is not None and self._id == f"{ref.id}@{device}":
+            return self._model
+        reusable = ref.format != "hf" and not ref.processing.any_weight_processing and ref.processing.dtype == "float32"
+        key = (json.dumps(ref.model, sort_keys=True), device) if reusable else None
+        if key is not None and key == self._key:
+            self._id = None   # if the load below fails, the half-written model must not be served as the old one
+            load_model(ref.path, ref.model, device=device, allow_pickle=allow_pickle, into=self._model)
+        else:
+            self.clear()
+            self._model = load_ref(ref, device=device, allow_pickle=allow_pickle)
+            self._key = key
+        self._id = f"{ref.id}@{device}"
+        self.loads += 1
+        return self._model
+
+    def clear(self) -> None:
+        if self._model is not None:
+            self._model, self._key, self._id = None, None, None
+            release_memory()
+
+
+SLOT = ModelSlot()
 
 
 @contextmanager
@@ -218,20 +264,40 @@ HF_ARCHITECTURES = ("GPT2LMHeadModel", "GPTNeoXForCausalLM")
 
 
 def hf_model_kwargs(folder: Path) -> dict[str, Any]:
-    """``HookedTransformerConfig`` keyword arguments for a local Hugging Face folder (config.json only)."""
+    """``HookedTransformerConfig`` keyword arguments for a local Hugging Face folder, read from its config.json.
+
+    Written here rather than taken from TransformerLens 3.9's ``convert_hf_model_config``, which reads GPT-2's
+    ``n_ctx`` (gone from transformers 5 configs) and may fetch from the hub; this reads only the local file."""
     cfg_file = Path(folder) / "config.json"
     if not cfg_file.is_file():
         raise CheckpointError(f"{folder}: no config.json; a Hugging Face checkpoint folder needs one")
-    arch = (json.loads(cfg_file.read_text()).get("architectures") or [None])[0]
+    hf = json.loads(cfg_file.read_text())
+    arch = (hf.get("architectures") or [None])[0]
     if arch not in HF_ARCHITECTURES:
         raise CheckpointError(f"{cfg_file}: architecture {arch!r} is not supported; supported: {HF_ARCHITECTURES}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from transformer_lens.loading_from_pretrained import convert_hf_model_config
-
-        kwargs = convert_hf_model_config(str(folder))
-    kwargs.pop("tokenizer_name", None)
-    return {k: v for k, v in kwargs.items() if k not in ("device", "dtype", "n_devices")}
+    try:
+        if arch == "GPT2LMHeadModel":
+            d_model, n_heads = hf["n_embd"], hf["n_head"]
+            return dict(d_model=d_model, d_head=d_model // n_heads, n_heads=n_heads,
+                        d_mlp=hf.get("n_inner") or 4 * d_model, n_layers=hf["n_layer"],
+                        n_ctx=hf.get("n_positions", hf.get("n_ctx")), eps=hf.get("layer_norm_epsilon", 1e-5),
+                        d_vocab=hf["vocab_size"], act_fn=hf.get("activation_function", "gelu_new"),
+                        use_attn_scale=hf.get("scale_attn_weights", True),
+                        scale_attn_by_inverse_layer_idx=hf.get("scale_attn_by_inverse_layer_idx", False),
+                        normalization_type="LN", original_architecture=arch)
+        d_model, n_heads = hf["hidden_size"], hf["num_attention_heads"]
+        d_head = d_model // n_heads
+        rotary_pct = hf.get("rotary_pct", hf.get("partial_rotary_factor",
+                                                  (hf.get("rope_parameters") or {}).get("partial_rotary_factor", 1.0)))
+        return dict(d_model=d_model, d_head=d_head, n_heads=n_heads, d_mlp=hf["intermediate_size"],
+                    n_layers=hf["num_hidden_layers"], n_ctx=hf["max_position_embeddings"],
+                    eps=hf.get("layer_norm_eps", 1e-5), d_vocab=hf["vocab_size"], act_fn=hf.get("hidden_act", "gelu"),
+                    parallel_attn_mlp=hf.get("use_parallel_residual", True), positional_embedding_type="rotary",
+                    rotary_dim=round(rotary_pct * d_head), rotary_adjacent_pairs=False,
+                    rotary_base=hf.get("rotary_emb_base", (hf.get("rope_parameters") or {}).get("rope_theta", 10000)),
+                    normalization_type="LN", default_prepend_bos=False, original_architecture=arch)
+    except KeyError as e:
+        raise CheckpointError(f"{cfg_file}: field {e.args[0]!r} is missing for architecture {arch}") from None
 
 
 def load_hf_folder(folder: Path, device: str = "auto", processing: Processing = Processing()) -> HookedTransformer:
@@ -243,12 +309,13 @@ def load_hf_folder(folder: Path, device: str = "auto", processing: Processing = 
     device = resolve_device(device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from transformer_lens.loading_from_pretrained import get_pretrained_state_dict
+        from transformer_lens.pretrained.weight_conversions import convert_gpt2_weights, convert_neox_weights
         from transformers import AutoModelForCausalLM
 
         hf_model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
         model = build_model(kwargs, device=device)
-        state = get_pretrained_state_dict(str(folder), model.cfg, hf_model)
+        convert = convert_gpt2_weights if kwargs["original_architecture"] == "GPT2LMHeadModel" else convert_neox_weights
+        state = convert(hf_model, model.cfg)
     del hf_model
     model.load_and_process_state_dict(state, fold_ln=False, center_writing_weights=False, center_unembed=False,
                                       fold_value_biases=False, refactor_factored_attn_matrices=False)

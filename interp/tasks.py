@@ -88,7 +88,9 @@ class MixtureSpec:
             raise ConfigError(f"task frequencies sum to {total:.4f} > 1")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["tasks"] = list(d["tasks"])   # the YAML/JSON round trip gives lists; equal dicts must compare equal
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> MixtureSpec:

@@ -145,7 +145,16 @@ def train(config: TrainConfig, out_dir: Path, device: str = "cpu", progress: boo
 
 
 def _update_manifest(out_dir: Path, config: TrainConfig, entries: list[CheckpointEntry]) -> None:
-    path = out_dir / "manifest.yaml"
+    """Read-modify-write under an exclusive file lock, so trainings running in parallel into one folder (one process
+    per seed, as ``analyses/make_bundled.py`` does) never lose each other's entries."""
+    import fcntl
+
+    with open(out_dir / ".manifest.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _merge_into_manifest(out_dir / "manifest.yaml", config, entries)
+
+
+def _merge_into_manifest(path: Path, config: TrainConfig, entries: list[CheckpointEntry]) -> None:
     model = load_manifest(path).manifest if path.exists() else ManifestModel(runs=[])
     runs = {r.name: r for r in model.runs}
     run = runs.get(config.run) or RunEntry(name=config.run, model=config.model, mixture=config.mixture.to_dict(),

@@ -1,0 +1,68 @@
+"""Shared fixtures. Tiers: unit tests build their own tiny inputs with known answers; integration tests use the
+checkpoints bundled with the package (``interp/data/bundled``), which are the regression set."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _threads():
+    import torch
+
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def bundled():
+    from interp.api import load_series
+
+    return load_series(None)
+
+
+@pytest.fixture(scope="session")
+def wide_ref(bundled):
+    """The last checkpoint of the wide competition model, seed 0."""
+    return max(bundled.refs(run="wide", seed=0), key=lambda r: r.step)
+
+
+@pytest.fixture(scope="session")
+def narrow_ref(bundled):
+    return max(bundled.refs(run="narrow", seed=0), key=lambda r: r.step)
+
+
+def tiny_model_kwargs(d_vocab: int = 20, d_mlp: int = 16, n_layers: int = 1, **kw) -> dict:
+    return {**dict(n_layers=n_layers, d_model=16, d_mlp=d_mlp, n_heads=2, d_head=8, n_ctx=3, d_vocab=d_vocab,
+                   act_fn="relu", normalization_type=None), **kw}
+
+
+def tiny_mixture():
+    from interp.tasks import MixtureSpec, TaskSpec
+
+    return MixtureSpec(d_vocab=20, n_background=8, tasks=(
+        TaskSpec("a", "lookup", n_operands=3, n_labels=2, frequency=0.3, seed=1),
+        TaskSpec("b", "lookup", n_operands=3, n_labels=2, frequency=0.1, seed=2)))
+
+
+def tiny_train_config(run: str = "tiny", seed: int = 0, n_steps: int = 20, **kw):
+    from interp.training import TrainConfig
+
+    return TrainConfig(run=run, model=tiny_model_kwargs(), mixture=tiny_mixture(), seed=seed, n_steps=n_steps,
+                       batch_size=64, n_checkpoints=4, **kw)
+
+
+@pytest.fixture(scope="session")
+def tiny_series_dir(tmp_path_factory):
+    """A freshly trained tiny series: run 'tiny', seeds 0 and 1, 4 steps each (a few seconds)."""
+    from interp.training import train
+
+    out = tmp_path_factory.mktemp("tiny_series")
+    for seed in (0, 1):
+        train(tiny_train_config(seed=seed), out, progress=False)
+    return out
