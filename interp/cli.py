@@ -145,3 +145,7 @@ def train(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

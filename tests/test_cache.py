@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+import torch
+
+from interp.activations.cache import ActivationCache, CacheSettings, stop_layer
+from interp.activations.store import HookArray, HookWriter, is_complete
+from interp.context import PromptSource
+from interp.errors import HookNameError
+from interp.loading import load_ref
+from interp.metrics import masked_next_token_loss
+
+HOOKS = ["blocks.0.mlp.hook_pre", "blocks.0.mlp.hook_post", "blocks.0.hook_resid_mid"]
+
+
+@pytest.fixture(scope="module")
+def setup(wide_ref):
+    model = load_ref(wide_ref, device="cpu")
+    prompts = PromptSource(n_background=100).build(wide_ref)
+    return wide_ref, model, prompts
+
+
+def test_streamed_cache_equals_in_memory_run_with_cache(setup, tmp_path):
+    ref, model, prompts = setup
+    cache = ActivationCache(CacheSettings(tmp_path, batch_size=97))  # several batches, ragged last one
+    cache.ensure(ref, prompts, HOOKS, model_fn=lambda: model)
+    with torch.inference_mode():
+        _, ref_cache = model.run_with_cache(torch.as_tensor(prompts.tokens), names_filter=HOOKS)
+    for h in HOOKS:
+        arr = cache.open(ref, prompts, h)
+        stored = arr.read()
+        np.testing.assert_array_equal(stored, ref_cache[h].numpy())
+        assert arr.attrs["checkpoint"] == ref.id and arr.attrs["sha256"] == ref.sha256
+        assert arr.dims[:2] == ("prompt", "pos")
+        chunks = list(arr.chunks(rows=50))
+        assert sum(len(c) for c in chunks) == len(prompts)
+        np.testing.assert_array_equal(np.concatenate(chunks), stored)
+
+
+def test_gradients_are_each_prompts_own_loss_gradient(setup, tmp_path):
+    ref, model, prompts = setup
+    cache = ActivationCache(CacheSettings(tmp_path, batch_size=64))
+    hook = "blocks.0.mlp.hook_post"
+    cache.ensure(ref, prompts, grad_hooks=[hook], model_fn=lambda: model)
+    grads = cache.open(ref, prompts, hook, grad=True).read()
+    acts = cache.open(ref, prompts, hook).read()  # the backward pass also stored the activations
+    for i in (0, 5, len(prompts) - 1):  # one prompt at a time, through autograd directly
+        store = {}
+
+        def keep(act, hook):
+            act.retain_grad()
+            store["a"] = act
+
+        toks = torch.as_tensor(prompts.tokens[i:i + 1])
+        logits = model.run_with_hooks(toks, fwd_hooks=[(hook, keep)])
+        masked_next_token_loss(logits, toks, torch.as_tensor(prompts.loss_mask[i:i + 1]), reduction="none").sum() \
+            .backward()
+        model.zero_grad(set_to_none=True)
+        np.testing.assert_allclose(grads[i], store["a"].grad[0].numpy(), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(acts[i], store["a"].detach()[0].numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_forward_pass_runs_once_per_hook_set(setup, tmp_path):
+    ref, model, prompts = setup
+    cache = ActivationCache(CacheSettings(tmp_path, batch_size=1000))
+    n_batches = -(-len(prompts) // 1000)
+    loads = []
+
+    def model_fn():
+        loads.append(1)
+        return model
+
+    cache.ensure(ref, prompts, HOOKS[:2], model_fn=model_fn)
+    assert cache.forward_passes == n_batches
+    cache.ensure(ref, prompts, HOOKS[:2], model_fn=model_fn)  # second analyzer, same needs: nothing runs
+    cache.ensure(ref, prompts, HOOKS[:1], model_fn=model_fn)
+    assert cache.forward_passes == n_batches and len(loads) == 1
+    reopened = ActivationCache(CacheSettings(tmp_path, batch_size=1000))  # a new process reuses the files
+    reopened.ensure(ref, prompts, HOOKS[:2], model_fn=model_fn)
+    assert reopened.forward_passes == 0
+    cache.ensure(ref, prompts, HOOKS, model_fn=model_fn)  # one new hook: one more pass, for it alone
+    assert cache.forward_passes == 2 * n_batches
+
+
+def test_hook_typo_suggests_the_nearest_name(setup, tmp_path):
+    ref, model, prompts = setup
+    cache = ActivationCache(CacheSettings(tmp_path))
+    with pytest.raises(HookNameError, match="blocks.0.mlp.hook_post"):
+        cache.ensure(ref, prompts, ["blocks.0.mlp.hook_pots"], model_fn=lambda: model)
+    assert not list(tmp_path.rglob("*.h5"))
+
+
+def test_stop_layer():
+    assert stop_layer(["blocks.0.mlp.hook_post"], 3) == 1
+    assert stop_layer(["blocks.1.attn.hook_z", "blocks.0.mlp.hook_post"], 3) == 2
+    assert stop_layer(["blocks.2.hook_resid_post"], 3) is None
+    assert stop_layer(["ln_final.hook_normalized"], 3) is None
+
+
+def test_an_unfinished_file_is_never_complete(tmp_path):
+    path = tmp_path / "x.h5"
+    w = HookWriter(path, (3,), ("prompt", "d"), {})
+    w.append(np.ones((4, 3), np.float32))
+    assert not is_complete(path) and not path.exists()
+    w._f.close()
+    w.tmp.replace(path)  # even a renamed, unfinished file (no 'complete' attribute) does not count
+    assert not is_complete(path)
+    w2 = HookWriter(tmp_path / "y.h5", (3,), ("prompt", "d"), {})
+    w2.append(np.ones((2, 3), np.float32))
+    w2.commit()
+    assert is_complete(tmp_path / "y.h5") and HookArray(tmp_path / "y.h5").shape == (2, 3)
