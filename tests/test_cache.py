@@ -56,7 +56,7 @@ def test_gradients_are_each_prompts_own_loss_gradient(setup, tmp_path):
             .backward()
         model.zero_grad(set_to_none=True)
         np.testing.assert_allclose(grads[i], store["a"].grad[0].numpy(), rtol=1e-5, atol=1e-7)
-        np.testing.assert_allclose(acts[i], store["a"].detach()[0].numpy(), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(acts[i], store["a"].detach()[0].numpy(), rtol=1e-5, atol=1e-6)  # batch vs single GEMM
 
 
 def test_forward_pass_runs_once_per_hook_set(setup, tmp_path):

@@ -1,0 +1,119 @@
+"""Cost of streaming activations to HDF5 vs a plain forward pass, and memory vs number of tokens.
+
+    python benchmarks/cache.py [--prompts 60000] [--batch-size 4096]
+
+On the bundled wide model (last step, seed 0), in one run: the best of 4 interleaved repetitions of (a) plain
+batched forward passes over the prompts (inference mode, no hooks) and (b) ``ActivationCache.ensure`` caching
+``blocks.0.mlp.hook_post`` (float16 storage) for the same prompts, from scratch. Prints (b)/(a); target <= 1.25.
+Then the peak RSS of caching N and 10 N prompts, each in a fresh subprocess; target ratio <= 1.2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HOOK = "blocks.0.mlp.hook_post"
+
+
+def prompts_for(ref, n: int):
+    from interp.context import PromptSource
+    from interp.tasks import PromptSet
+
+    base = PromptSource(n_background=512).build(ref)
+    reps = -(-n // len(base))
+    idx = np.arange(reps * len(base)) % len(base)
+    return PromptSet(base.tokens[idx][:n], base.task_id[idx][:n], base.loss_mask[idx][:n], base.task_names)
+
+
+def cpu_others() -> float:
+    """Load average minus ours, a rough flag for a busy shared machine."""
+    return os.getloadavg()[0]
+
+
+def timing(n_prompts: int, batch_size: int, reps: int = 4) -> None:
+    import torch
+
+    from interp.activations.cache import ActivationCache, CacheSettings
+    from interp.api import load_series
+    from interp.loading import load_ref
+
+    ref = max(load_series(None).refs(run="wide", seed=0), key=lambda r: r.step)
+    model = load_ref(ref, device="cpu")
+    prompts = prompts_for(ref, n_prompts)
+    toks = torch.as_tensor(prompts.tokens)
+
+    def plain() -> float:
+        t = time.perf_counter()
+        with torch.inference_mode():
+            for s in range(0, len(toks), batch_size):
+                model(toks[s:s + batch_size])
+        return time.perf_counter() - t
+
+    def cached() -> float:
+        root = Path(tempfile.mkdtemp(prefix="interp-bench-"))
+        cache = ActivationCache(CacheSettings(root, batch_size=batch_size, storage_dtype="float16"))
+        t = time.perf_counter()
+        cache.ensure(ref, prompts, [HOOK], model_fn=lambda: model)
+        dt = time.perf_counter() - t
+        shutil.rmtree(root)
+        return dt
+
+    plain(), cached()  # warm-up
+    a, b = [], []
+    for _ in range(reps):
+        a.append(plain())
+        b.append(cached())
+    n_tok = toks.numel()
+    print(f"tokens {n_tok:,}  batch {batch_size}  threads {torch.get_num_threads()}  load avg {cpu_others():.1f}")
+    print(f"plain forward      best {min(a):.3f} s  ({n_tok / min(a) / 1e3:.0f}k tok/s)")
+    print(f"cache to HDF5      best {min(b):.3f} s  ({n_tok / min(b) / 1e3:.0f}k tok/s)")
+    print(f"ratio cache / forward: {min(b) / min(a):.2f}  (target <= 1.25)")
+
+
+def peak_rss(n_prompts: int, batch_size: int) -> float:
+    code = (f"import sys; sys.argv=['x']; import benchmarks.cache as b; b._cache_once({n_prompts}, {batch_size})")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+
+
+def _cache_once(n_prompts: int, batch_size: int) -> None:
+    from interp.activations.cache import ActivationCache, CacheSettings
+    from interp.api import load_series
+    from interp.loading import load_ref
+
+    ref = max(load_series(None).refs(run="wide", seed=0), key=lambda r: r.step)
+    model = load_ref(ref, device="cpu")
+    prompts = prompts_for(ref, n_prompts)
+    root = Path(tempfile.mkdtemp(prefix="interp-bench-"))
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    ActivationCache(CacheSettings(root, batch_size=batch_size)).ensure(ref, prompts, [HOOK], model_fn=lambda: model)
+    shutil.rmtree(root)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"peak_rss_mb": peak, "before_mb": base}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--prompts", type=int, default=60000)
+    ap.add_argument("--batch-size", type=int, default=4096)
+    args = ap.parse_args()
+    timing(args.prompts, args.batch_size)
+    small, large = peak_rss(args.prompts // 10, args.batch_size), peak_rss(args.prompts, args.batch_size)
+    print(f"peak RSS caching {args.prompts // 10:,} prompts: {small:.0f} MB; {args.prompts:,} prompts: {large:.0f} MB;"
+          f" ratio {large / small:.2f}  (target <= 1.2)")
+
+
+if __name__ == "__main__":
+    main()
