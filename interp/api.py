@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,9 @@ from interp.results import is_complete, load_results, save_result
 
 
 def bundled_manifest() -> Path:
-    return Path(str(files("interp") / "data" / "bundled" / "manifest.yaml"))
+    # a plain path, not importlib.resources: the checkpoints are read by path (safetensors, h5py), and interp is
+    # never installed zipped
+    return Path(__file__).resolve().parent / "data" / "bundled" / "manifest.yaml"
 
 
 def load_series(source: str | Path | Series | None = None) -> Series:
