@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,8 +30,11 @@ class PromptSource:
     split: str = "test"
     tokens_file: Path | None = None
     seed: int = 12345
+    fixed: PromptSet | None = field(default=None, compare=False)  # explicit prompts (tests, planted models)
 
     def build(self, ref: CheckpointRef) -> PromptSet:
+        if self.fixed is not None:
+            return self.fixed
         if self.tokens_file is not None:
             toks = np.load(self.tokens_file)
             if toks.ndim != 2 or toks.dtype.kind not in "iu":

@@ -66,3 +66,13 @@ def tiny_series_dir(tmp_path_factory):
     for seed in (0, 1):
         train(tiny_train_config(seed=seed), out, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def bundled_results(tmp_path_factory):
+    """``interp analyze`` with no arguments (every registered analyzer on the bundled series), run once per session."""
+    import interp
+
+    out = tmp_path_factory.mktemp("interp-results")
+    report = interp.analyze(options=interp.RunOptions(out_dir=out, progress=False))
+    return report

@@ -18,6 +18,8 @@ BUILTIN: dict[str, tuple[str, str]] = {
     # name: (target, one-line description, kept here so `interp list` imports nothing heavy)
     "neuron-stats": ("interp.analyzers.neuron_stats:NeuronStats",
                      "per-neuron pre-activation moments, activation frequency and weight geometry"),
+    "task-allocation": ("interp.analyzers.task_allocation:TaskAllocation",
+                        "per-task neuron attribution, neuron shares, overlap between tasks, and ablation checks"),
 }
 
 ENTRY_POINT_GROUP = "interp.analyzers"

@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_model_kwargs
+from interp.activations.cache import ActivationCache, CacheSettings
+from interp.analyzers.base import Unit
+from interp.analyzers.task_allocation import TaskAllocation, jaccard, mass_set
+from interp.context import Context, PromptSource
+from interp.loading import SLOT, build_model, save_checkpoint
+from interp.manifest import CheckpointRef, file_sha256
+from interp.loading import Processing
+from interp.tasks import PromptSet
+
+LA, LB = 8, 9
+
+
+def planted(tmp_path):
+    """Task A (second token 4 or 5, label 8) runs only through neurons {0, 1}; task B (6/7 -> 9) only through {2, 3}.
+    Attention writes nothing, so the label position sees its own token alone; neurons 4-7 never fire."""
+    kw = tiny_model_kwargs(d_vocab=12, d_mlp=8, n_heads=1, d_head=8) | {"d_model": 8, "seed": 0}
+    model = build_model(kw)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.W_E[4:6, 0] = 2.0
+        model.W_E[6:8, 1] = 2.0
+        model.blocks[0].mlp.W_in[0, 0:2] = 1.0
+        model.blocks[0].mlp.W_in[1, 2:4] = 1.0
+        model.blocks[0].mlp.W_out[0:2, 2] = 1.0
+        model.blocks[0].mlp.W_out[2:4, 3] = 1.0
+        model.W_U[2, LA] = 1.0
+        model.W_U[3, LB] = 1.0
+    path = tmp_path / "planted.safetensors"
+    save_checkpoint(model, path)
+    ref = CheckpointRef(run="planted", seed=0, step=0, path=path, model=kw, processing=Processing(),
+                        sha256=file_sha256(path))
+    rows_a = [[a, b, LA] for a in (4, 5) for b in (4, 5)]
+    rows_b = [[a, b, LB] for a in (6, 7) for b in (6, 7)]
+    rows_bg = [[a, b, c] for a in range(4) for b in range(4) for c in (0, 3)]
+    tokens = np.array(rows_a + rows_b + rows_bg, dtype=np.int64)
+    task_id = np.array([0] * 4 + [1] * 4 + [-1] * len(rows_bg))
+    mask = np.zeros((len(tokens), 2), dtype=bool)
+    mask[:8, 1] = True
+    mask[8:] = True
+    return ref, PromptSet(tokens, task_id, mask, ("A", "B"))
+
+
+def test_planted_allocation_is_exact_and_ablation_confirms_it(tmp_path):
+    ref, prompts = planted(tmp_path)
+    ctx = Context(ActivationCache(CacheSettings(tmp_path / "cache")), "cpu", PromptSource(fixed=prompts))
+    analyzer = TaskAllocation()
+    ctx.ensure(ref, analyzer.needs(ref))
+    r = analyzer.run(Unit(analyzer.name, (ref,)), ctx)
+    SLOT.clear()
+    assert np.flatnonzero(r.neuron_set("A")[0]).tolist() == [0, 1]
+    assert np.flatnonzero(r.neuron_set("B")[0]).tolist() == [2, 3]
+    # analytic attribution: act 2, d loss / d act = p(label) - 1 with logits (4, 0 x 11)
+    p = np.exp(4) / (np.exp(4) + 11)
+    expected = np.zeros(8)
+    expected[[0, 1]] = 2 * (1 - p)
+    np.testing.assert_allclose(r.arrays["attribution"][0, 0], expected, rtol=1e-5, atol=1e-7)
+    assert r.arrays["jaccard"][0, 1] == 0 and r.arrays["cosine"][0, 1] == 0
+    assert r.scalars["neuron_share"] == {"A": 0.25, "B": 0.25}
+    d = r.arrays["ablation_damage"]
+    np.testing.assert_allclose(d[0, 0], np.log(12) + np.log(p), rtol=1e-5)   # A's loss goes to uniform
+    assert d[0, 1] == 0 and d[1, 0] == 0 and d[1, 1] > 2
+    assert r.scalars["ablation_rank_corr"]["A"] > 0.8
+
+
+def test_mass_set_and_jaccard():
+    a = np.array([5.0, 3.0, 1.0, 1.0, 0.0])
+    assert mass_set(a, 0.5).tolist() == [True, False, False, False, False]
+    assert mass_set(a, 0.9).tolist() == [True, True, True, True, False]  # 9 of 10 needs the fourth
+    assert not mass_set(np.zeros(3), 0.9).any()
+    m = np.array([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0]], bool)
+    np.testing.assert_allclose(jaccard(m), [[1, 1 / 3, 0], [1 / 3, 1, 0], [0, 0, 0]])
+
+
+@pytest.fixture(scope="module")
+def allocation_summary(bundled_results):
+    return bundled_results.summaries["task-allocation"]
+
+
+def test_bundled_competition_rare_task_loses_in_narrow_models(allocation_summary):
+    per_run = allocation_summary["per_run"]
+    for run in ("narrow", "wide"):
+        for step, row in per_run[run].items():
+            for key in ("rare_task_accuracy", "rare_task_neuron_share", "rare_common_overlap"):
+                assert len(row[key]["per_seed"]) == 3, (run, step, key)
+    last = {run: per_run[run][max(per_run[run], key=int)] for run in ("narrow", "wide")}
+    wide_acc = last["wide"]["rare_task_accuracy"]["per_seed"].values()
+    narrow_acc = last["narrow"]["rare_task_accuracy"]["per_seed"].values()
+    assert min(wide_acc) >= 0.9 and max(narrow_acc) <= 0.6
+    narrow_ov = last["narrow"]["rare_common_overlap"]["per_seed"].values()
+    wide_ov = last["wide"]["rare_common_overlap"]["per_seed"].values()
+    assert min(narrow_ov) > max(wide_ov)
+    for f in allocation_summary["figures"]:
+        assert open(f, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
