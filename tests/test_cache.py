@@ -108,3 +108,21 @@ def test_an_unfinished_file_is_never_complete(tmp_path):
     w2.append(np.ones((2, 3), np.float32))
     w2.commit()
     assert is_complete(tmp_path / "y.h5") and HookArray(tmp_path / "y.h5").shape == (2, 3)
+
+
+def test_nonfinite_activations_raise_and_leave_no_file(setup, tmp_path):
+    import copy
+
+    from interp.errors import NonFiniteError
+
+    ref, model, prompts = setup
+    broken = copy.deepcopy(model)
+    with torch.no_grad():
+        broken.W_E[int(prompts.tokens[3, 1])] = float("inf")
+    cache = ActivationCache(CacheSettings(tmp_path, batch_size=64))
+    with pytest.raises(NonFiniteError, match="blocks.0.mlp.hook_post"):
+        cache.ensure(ref, prompts, ["blocks.0.mlp.hook_post"], model_fn=lambda: broken)
+    assert not list(tmp_path.rglob("*.h5*"))
+    keep = ActivationCache(CacheSettings(tmp_path, batch_size=64, nonfinite="keep"))
+    keep.ensure(ref, prompts, ["blocks.0.mlp.hook_post"], model_fn=lambda: broken)
+    assert keep.open(ref, prompts, "blocks.0.mlp.hook_post").attrs["nonfinite"] > 0

@@ -106,9 +106,13 @@ class ActivationCache:
 
         stop = None if grad_hooks else stop_layer(hooks, model.cfg.n_layers)
         bs = self.s.batch_size
+        # Writing runs on one background thread so the next batch's forward pass overlaps this batch's conversion
+        # and HDF5 write (torch releases the GIL while it computes). The queue holds at most two batches, so memory
+        # stays bounded; one thread keeps writes in order.
+        out = _Background(lambda item: self._write(writers, *item, meta), depth=2)
         try:
             for start in tqdm(range(0, len(prompts), bs), desc=f"cache {meta['checkpoint']}",
-                              disable=not self.progress, leave=False):
+                              disable=not self.progress or len(prompts) <= 20 * bs, leave=False):
                 part = prompts.subset(slice(start, start + bs))
                 toks = torch.as_tensor(part.tokens, device=self.device)
                 fwd = [(h, keep) for h in hooks]
@@ -124,19 +128,31 @@ class ActivationCache:
                         model.run_with_hooks(toks, fwd_hooks=fwd, stop_at_layer=stop)
                 self.forward_passes += 1
                 for h in hooks:
-                    self._write(writers, h, False, store[h].detach(), meta)
+                    out.put((h, False, store[h].detach()))
                 for h in grad_hooks:
-                    self._write(writers, h, True, store[h].grad, meta)
+                    out.put((h, True, store[h].grad))
                 store.clear()
+            out.close()
             for w in writers.values():
                 w.commit()
         except BaseException:
+            out.close(cancel=True)
             for w in writers.values():
                 w.abort()
             raise
 
     def _write(self, writers: dict, hook: str, grad: bool, t, meta: dict) -> None:
-        arr = t.float().cpu().numpy()
+        import torch
+
+        # dtype conversion and the finiteness count run in torch (multi-threaded, one pass each): in numpy they
+        # cost more than the forward pass itself on small models (benchmarks/cache.py)
+        n_bad = 0
+        if t.is_floating_point() and not torch.isfinite(t.sum()):   # a sum is finite iff every term is (barring
+            n_bad = int(t.numel() - torch.isfinite(t).sum())         # overflow, which the exact count sorts out)
+        if n_bad and self.s.nonfinite == "raise":
+            raise NonFiniteError(f"non-finite {'gradient' if grad else 'activation'} at hook {hook!r} of checkpoint "
+                                 f"{meta['checkpoint']}; pass nonfinite='keep' to store and count them")
+        arr = t.to(getattr(torch, self.s.storage_dtype)).cpu().numpy()
         w = writers.get((hook, grad))
         if w is None:
             dims = ("prompt", "pos") + tuple(f"dim{i}" for i in range(arr.ndim - 2))
@@ -146,10 +162,7 @@ class ActivationCache:
             w = writers[(hook, grad)] = HookWriter(hook_file(self.s.root, cache_key(
                 meta["checkpoint"], meta["sha256"] or None, meta["prompts"], meta["processing"]), hook, grad),
                 arr.shape[1:], dims, attrs, dtype=self.s.storage_dtype)
-        if self.s.nonfinite == "raise" and not _all_finite(arr):
-            raise NonFiniteError(f"non-finite {'gradient' if grad else 'activation'} at hook {hook!r} of checkpoint "
-                                 f"{meta['checkpoint']}; pass nonfinite='keep' to store and count them")
-        w.append(arr.astype(self.s.storage_dtype, copy=False))
+        w.append(arr, nonfinite=n_bad)
 
     def open(self, ref: CheckpointRef, prompts: PromptSet, hook: str, grad: bool = False) -> HookArray:
         path = self.path(ref, prompts, hook, grad)
@@ -158,7 +171,33 @@ class ActivationCache:
         return HookArray(path)
 
 
-def _all_finite(arr) -> bool:
-    import numpy as np
+class _Background:
+    """Runs ``fn(item)`` for queued items on one worker thread; an error in the worker is raised in the caller at
+    the next ``put`` or at ``close``."""
 
-    return bool(np.isfinite(arr).all())
+    def __init__(self, fn: Callable, depth: int = 2):
+        import queue
+        import threading
+
+        self._fn, self._q, self._error = fn, queue.Queue(maxsize=depth), None
+        self._thread = threading.Thread(target=self._work, daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (item := self._q.get()) is not None:
+            if self._error is None:
+                try:
+                    self._fn(item)
+                except BaseException as e:  # handed to the caller
+                    self._error = e
+
+    def put(self, item) -> None:
+        if self._error is not None:
+            raise self._error
+        self._q.put(item)
+
+    def close(self, cancel: bool = False) -> None:
+        self._q.put(None)
+        self._thread.join()
+        if self._error is not None and not cancel:
+            raise self._error

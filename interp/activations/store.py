@@ -44,9 +44,10 @@ class HookWriter:
         self.n = 0
         self.nonfinite = 0
 
-    def append(self, block: np.ndarray) -> None:
+    def append(self, block: np.ndarray, nonfinite: int | None = None) -> None:
+        """``nonfinite``: the block's count of non-finite values when the caller already has it."""
         m = block.shape[0]
-        self.nonfinite += int(block.size - np.isfinite(block).sum())
+        self.nonfinite += int(block.size - np.isfinite(block).sum()) if nonfinite is None else nonfinite
         self._ds.resize(self.n + m, axis=0)
         self._ds[self.n: self.n + m] = block
         self.n += m
