@@ -44,8 +44,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from interp.tasks import MixtureSpec, TaskSpec
-from interp.training import TrainConfig, train
+from interp import MixtureSpec, TaskSpec, TrainConfig, train
 
 BUNDLE = Path(__file__).resolve().parents[1] / "interp" / "data" / "bundled"
 SEEDS = (0, 1, 2)
