@@ -20,6 +20,8 @@ BUILTIN: dict[str, tuple[str, str]] = {
                      "per-neuron pre-activation moments, activation frequency and weight geometry"),
     "task-allocation": ("interp.analyzers.task_allocation:TaskAllocation",
                         "per-task neuron attribution, neuron shares, overlap between tasks, and ablation checks"),
+    "universal-neurons": ("interp.analyzers.universal_neurons:UniversalNeurons",
+                          "cross-seed neuron correlations vs a random-rotation baseline; universal neurons per layer"),
 }
 
 ENTRY_POINT_GROUP = "interp.analyzers"

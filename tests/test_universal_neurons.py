@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+import torch
+
+from interp.activations.cache import ActivationCache, CacheSettings
+from interp.analyzers.base import Unit
+from interp.analyzers.universal_neurons import (UniversalNeurons, cross_seed_correlations, excess, haar_rotation,
+                                                hungarian)
+from interp.context import Context, PromptSource
+from interp.loading import SLOT, load_ref, save_checkpoint
+from interp.manifest import file_sha256
+
+
+def stream(arrays, sizes):
+    start = 0
+    for s in sizes:
+        yield [a[start:start + s] for a in arrays]
+        start += s
+
+
+def test_haar_rotation_is_orthogonal():
+    q = haar_rotation(16, np.random.default_rng(0))
+    np.testing.assert_allclose(q @ q.T, np.eye(16), atol=1e-12)
+
+
+def test_streaming_equals_corrcoef_with_uneven_chunks():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(3000, 6))
+    x = np.abs(z @ rng.normal(size=(6, 8))) + 3
+    y = np.abs(z @ rng.normal(size=(6, 8)))
+    out = cross_seed_correlations(stream([x.astype(np.float32), y.astype(np.float32)], [7, 1500, 1, 1492]),
+                                  n_layers=2)
+    ref = np.corrcoef(x.astype(np.float32).astype(np.float64), y.astype(np.float32).astype(np.float64),
+                      rowvar=False)[:8, 8:]
+    np.testing.assert_allclose(out["corr"][0, 1], ref, atol=1e-6)
+    np.testing.assert_allclose(out["max_corr"][0, 1], ref.max(1), atol=1e-6)
+    np.testing.assert_allclose(out["max_corr"][1, 0], ref.max(0), atol=1e-6)
+
+
+def test_rotated_copy_has_no_excess_correlation():
+    """Seed b's neurons are a random rotation of seed a's: no neuron has a privileged partner, so the real max
+    correlation is what a rotation gives, and excess is about 0."""
+    rng = np.random.default_rng(1)
+    x = rng.gamma(2.0, size=(20000, 32)).astype(np.float32)
+    y = (x @ haar_rotation(32, rng)).astype(np.float32)
+    out = cross_seed_correlations(stream([x, y], [4096] * 5), n_layers=1, seed=3)
+    _, _, exc = excess(out["max_corr"], out["baseline_max"])
+    assert abs(exc.mean()) < 0.05
+
+
+def test_dead_neurons_are_defined_and_not_universal():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(500, 4)).astype(np.float32)
+    x[:, 0] = 0.0
+    out = cross_seed_correlations(stream([x, x.copy()], [200, 300]), n_layers=1)
+    assert np.isfinite(out["max_corr"][0, 1]).all() and out["max_corr"][0, 1, 0] == 0
+    np.testing.assert_allclose(out["max_corr"][0, 1, 1:], 1, atol=1e-6)
+
+
+def permuted_copy(model, perm):
+    """The same function with MLP neurons relabelled: neuron i of the copy is neuron perm[i] of the original."""
+    import copy
+
+    m = copy.deepcopy(model)
+    with torch.no_grad():
+        m.blocks[0].mlp.W_in.copy_(model.blocks[0].mlp.W_in[:, perm])
+        m.blocks[0].mlp.b_in.copy_(model.blocks[0].mlp.b_in[perm])
+        m.blocks[0].mlp.W_out.copy_(model.blocks[0].mlp.W_out[perm])
+    return m
+
+
+def test_permuted_copy_matches_every_neuron_at_its_permuted_index(wide_ref, tmp_path):
+    from dataclasses import replace
+
+    model = load_ref(wide_ref, device="cpu")
+    perm = np.random.default_rng(0).permutation(model.cfg.d_mlp)
+    path = tmp_path / "perm.safetensors"
+    save_checkpoint(permuted_copy(model, perm), path)
+    other = replace(wide_ref, seed=99, path=path, sha256=file_sha256(path))
+    ctx = Context(ActivationCache(CacheSettings(tmp_path / "cache")), "cpu", PromptSource(n_background=128))
+    analyzer = UniversalNeurons()
+    for ref in (wide_ref, other):
+        ctx.ensure(ref, analyzer.needs(ref))
+    r = analyzer.run(Unit(analyzer.name, (wide_ref, other)), ctx)
+    SLOT.clear()
+    alive = r.arrays["max_corr"][0, 1, 0] > 0                         # dead neurons correlate with nothing
+    assert alive.mean() > 0.5
+    # neuron perm[i] of the original is neuron i of the copy
+    np.testing.assert_array_equal(r.arrays["best_match"][1, 0, 0][alive[perm]], perm[alive[perm]])
+    np.testing.assert_allclose(r.arrays["max_corr"][0, 1, 0][alive], 1, atol=5e-5)  # float32 forward of a relabelled net
+    np.testing.assert_allclose(r.arrays["matched_corr"][0, 1, 0][alive], 1, atol=5e-5)
+    assert r.arrays["excess_corr"][0, 0][alive].mean() > 0.3
+
+
+@pytest.fixture(scope="module")
+def universal_summary(bundled_results):
+    return bundled_results.summaries["universal-neurons"]
+
+
+def test_bundled_summary_carries_universality(universal_summary):
+    for run in ("narrow", "wide", "modadd"):
+        steps = universal_summary["per_run"][run]
+        last = steps[max(steps, key=int)]
+        assert 0 <= last["universal_fraction"]["mean"] <= 1
+        assert np.isfinite(last["mean_excess_corr"]["mean"])
+    for f in universal_summary["figures"]:
+        assert open(f, "rb").read(4) == b"\x89PNG"
