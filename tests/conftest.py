@@ -76,3 +76,44 @@ def bundled_results(tmp_path_factory):
     out = tmp_path_factory.mktemp("interp-results")
     report = interp.analyze(options=interp.RunOptions(out_dir=out, progress=False))
     return report
+
+
+LA, LB = 8, 9
+
+
+def planted(tmp_path):
+    """Task A (second token 4 or 5, label 8) runs only through neurons {0, 1}; task B (6/7 -> 9) only through {2, 3}.
+    Attention writes nothing, so the label position sees its own token alone; neurons 4-7 never fire."""
+    import numpy as np
+    import torch
+
+    from interp.loading import Processing, build_model, save_checkpoint
+    from interp.manifest import CheckpointRef, file_sha256
+    from interp.tasks import PromptSet
+
+    kw = tiny_model_kwargs(d_vocab=12, d_mlp=8, n_heads=1, d_head=8) | {"d_model": 8, "seed": 0}
+    model = build_model(kw)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.W_E[4:6, 0] = 2.0
+        model.W_E[6:8, 1] = 2.0
+        model.blocks[0].mlp.W_in[0, 0:2] = 1.0
+        model.blocks[0].mlp.W_in[1, 2:4] = 1.0
+        model.blocks[0].mlp.W_out[0:2, 2] = 1.0
+        model.blocks[0].mlp.W_out[2:4, 3] = 1.0
+        model.W_U[2, LA] = 1.0
+        model.W_U[3, LB] = 1.0
+    path = tmp_path / "planted.safetensors"
+    save_checkpoint(model, path)
+    ref = CheckpointRef(run="planted", seed=0, step=0, path=path, model=kw, processing=Processing(),
+                        sha256=file_sha256(path))
+    rows_a = [[a, b, LA] for a in (4, 5) for b in (4, 5)]
+    rows_b = [[a, b, LB] for a in (6, 7) for b in (6, 7)]
+    rows_bg = [[a, b, c] for a in range(4) for b in range(4) for c in (0, 3)]
+    tokens = np.array(rows_a + rows_b + rows_bg, dtype=np.int64)
+    task_id = np.array([0] * 4 + [1] * 4 + [-1] * len(rows_bg))
+    mask = np.zeros((len(tokens), 2), dtype=bool)
+    mask[:8, 1] = True
+    mask[8:] = True
+    return ref, PromptSet(tokens, task_id, mask, ("A", "B"))

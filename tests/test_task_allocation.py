@@ -1,49 +1,12 @@
 import numpy as np
 import pytest
-import torch
 
-from conftest import tiny_model_kwargs
+from conftest import LA, planted  # noqa: F401
 from interp.activations.cache import ActivationCache, CacheSettings
 from interp.analyzers.base import Unit
 from interp.analyzers.task_allocation import TaskAllocation, jaccard, mass_set
 from interp.context import Context, PromptSource
-from interp.loading import SLOT, build_model, save_checkpoint
-from interp.manifest import CheckpointRef, file_sha256
-from interp.loading import Processing
-from interp.tasks import PromptSet
-
-LA, LB = 8, 9
-
-
-def planted(tmp_path):
-    """Task A (second token 4 or 5, label 8) runs only through neurons {0, 1}; task B (6/7 -> 9) only through {2, 3}.
-    Attention writes nothing, so the label position sees its own token alone; neurons 4-7 never fire."""
-    kw = tiny_model_kwargs(d_vocab=12, d_mlp=8, n_heads=1, d_head=8) | {"d_model": 8, "seed": 0}
-    model = build_model(kw)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.zero_()
-        model.W_E[4:6, 0] = 2.0
-        model.W_E[6:8, 1] = 2.0
-        model.blocks[0].mlp.W_in[0, 0:2] = 1.0
-        model.blocks[0].mlp.W_in[1, 2:4] = 1.0
-        model.blocks[0].mlp.W_out[0:2, 2] = 1.0
-        model.blocks[0].mlp.W_out[2:4, 3] = 1.0
-        model.W_U[2, LA] = 1.0
-        model.W_U[3, LB] = 1.0
-    path = tmp_path / "planted.safetensors"
-    save_checkpoint(model, path)
-    ref = CheckpointRef(run="planted", seed=0, step=0, path=path, model=kw, processing=Processing(),
-                        sha256=file_sha256(path))
-    rows_a = [[a, b, LA] for a in (4, 5) for b in (4, 5)]
-    rows_b = [[a, b, LB] for a in (6, 7) for b in (6, 7)]
-    rows_bg = [[a, b, c] for a in range(4) for b in range(4) for c in (0, 3)]
-    tokens = np.array(rows_a + rows_b + rows_bg, dtype=np.int64)
-    task_id = np.array([0] * 4 + [1] * 4 + [-1] * len(rows_bg))
-    mask = np.zeros((len(tokens), 2), dtype=bool)
-    mask[:8, 1] = True
-    mask[8:] = True
-    return ref, PromptSet(tokens, task_id, mask, ("A", "B"))
+from interp.loading import SLOT
 
 
 def test_planted_allocation_is_exact_and_ablation_confirms_it(tmp_path):
@@ -71,7 +34,8 @@ def test_planted_allocation_is_exact_and_ablation_confirms_it(tmp_path):
 def test_mass_set_and_jaccard():
     a = np.array([5.0, 3.0, 1.0, 1.0, 0.0])
     assert mass_set(a, 0.5).tolist() == [True, False, False, False, False]
-    assert mass_set(a, 0.9).tolist() == [True, True, True, True, False]  # 9 of 10 needs the fourth
+    assert mass_set(a, 0.9).tolist() == [True, True, True, False, False]  # 5 + 3 + 1 = 9 of 10
+    assert mass_set(a, 0.95).tolist() == [True, True, True, True, False]
     assert not mass_set(np.zeros(3), 0.9).any()
     m = np.array([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0]], bool)
     np.testing.assert_allclose(jaccard(m), [[1, 1 / 3, 0], [1 / 3, 1, 0], [0, 0, 0]])

@@ -22,6 +22,8 @@ BUILTIN: dict[str, tuple[str, str]] = {
                         "per-task neuron attribution, neuron shares, overlap between tasks, and ablation checks"),
     "universal-neurons": ("interp.analyzers.universal_neurons:UniversalNeurons",
                           "cross-seed neuron correlations vs a random-rotation baseline; universal neurons per layer"),
+    "grad-interference": ("interp.analyzers.grad_interference:GradInterference",
+                          "per-task gradient cosines, first-order interference and the task/non-task batch split"),
 }
 
 ENTRY_POINT_GROUP = "interp.analyzers"

@@ -1,0 +1,257 @@
+"""``grad-interference``: how much an update for one task moves another task's loss (SCIENCE.md section 2).
+
+Per checkpoint, with the run's tasks plus ``background`` as a pseudo-task:
+
+- ``g_j``: the gradient of task j's mean loss over all its prompts, over all parameters (one backward per task,
+  the floor; FIELD-NOTES measured a per-task loop as fast as vmap);
+- ``cosine[j, r] = cos(g_j, g_r)``; ``neuron_cosine[j, r]``: the same restricted to task r's *task neurons*, its
+  top-``k_neurons`` first-layer MLP neurons by the norm of g_r over the neuron's parameters (W_in column, b_in,
+  W_out row);
+- first-order interference ``interference[j, r] = -lr <g_j, g_r>``: the predicted change of task r's loss after
+  one SGD step of size lr on task j, checked against the true change (the step taken on a float64 copy of the
+  model): ``first_order_rel_error = ||predicted - actual||_F / ||actual||_F``;
+- the paper's split of a mixed training batch's gradient ``g = g_t + g_nt`` (task r's tokens vs all other tokens,
+  both normalised by the batch's token count, so they add up to the training gradient exactly), over
+  ``n_batches`` batches drawn from the run's own mixture: ``cos(g, g_r)``, ``cos(g_t, g_r)``, ``cos(g_nt, g_r)``,
+  mean and spread over batches, measured on task r's task neurons (the paper defines task neurons for this
+  analysis: interference is about other data moving the parameters the task relies on); ``cos_nt_all`` is the same
+  over all parameters, where the shared unembedding bias dominates at initialisation. ``rare_nt_cosine_mean`` /
+  ``_std`` are those of the rarest task.
+
+``exclude``: parameter names to leave out (exact names; e.g. ``unembed.b_U``, which every task's softmax touches).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from interp.analyzers.base import Analyzer, Needs, Result, Scope, Unit
+from interp.report.series import curve, summarize_scalars
+
+
+@dataclass(frozen=True)
+class GradInterferenceConfig:
+    lr: float = 1e-4
+    k_neurons: int = 8
+    n_batches: int = 4
+    batch_size: int = 512
+    seed: int = 10_000      # of the mixed batches (a stream seed no training run uses)
+    check_first_order: bool = True
+    exclude: tuple[str, ...] = ()
+
+
+class GradInterferenceResult(Result):
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.scalars["tasks"])
+
+
+def cosine_matrix(g: np.ndarray) -> np.ndarray:
+    """[task, task] cosines of the rows of g (a zero row gives 0)."""
+    n = np.linalg.norm(g, axis=1)
+    u = g / np.where(n > 0, n, 1)[:, None]
+    return u @ u.T
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    return float(a @ b / (na * nb)) if na > 0 and nb > 0 else 0.0
+
+
+class GradientSpace:
+    """Flattened gradients of a model's (included) parameters, and which entries belong to each MLP neuron."""
+
+    def __init__(self, model, exclude: tuple[str, ...] = ()):
+        named = [(n, p) for n, p in model.named_parameters() if n not in exclude]
+        unknown = set(exclude) - {n for n, _ in model.named_parameters()}
+        if unknown:
+            from interp.errors import ConfigError
+
+            raise ConfigError(f"grad-interference: exclude names unknown parameters {sorted(unknown)}")
+        self.model, self.names = model, [n for n, _ in named]
+        self.params = [p for _, p in named]
+        self.offsets = np.cumsum([0] + [p.numel() for p in self.params])
+
+    def grad(self, loss) -> np.ndarray:
+        import torch
+
+        gs = torch.autograd.grad(loss, self.params, allow_unused=True)
+        return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1).double()
+                          for g, p in zip(gs, self.params)]).cpu().numpy()
+
+    def neuron_norms(self, g: np.ndarray, layer: int = 0) -> np.ndarray:
+        """[neuron] norm of g over each first-layer neuron's parameters (W_in column, b_in, W_out row)."""
+        parts = []
+        for name, shape_fn in ((f"blocks.{layer}.mlp.W_in", lambda a, p: a.reshape(p.shape).T),
+                               (f"blocks.{layer}.mlp.b_in", lambda a, p: a.reshape(-1, 1)),
+                               (f"blocks.{layer}.mlp.W_out", lambda a, p: a.reshape(p.shape))):
+            if name in self.names:
+                i = self.names.index(name)
+                parts.append(shape_fn(g[self.offsets[i]:self.offsets[i + 1]], self.params[i]) ** 2)
+        return np.sqrt(sum(p.sum(1) for p in parts))
+
+    def neuron_index(self, neurons: np.ndarray, layer: int = 0) -> np.ndarray:
+        """Flat indices of the given neurons' parameters."""
+        idx = []
+        for name, kind in ((f"blocks.{layer}.mlp.W_in", "col"), (f"blocks.{layer}.mlp.b_in", "vec"),
+                           (f"blocks.{layer}.mlp.W_out", "row")):
+            if name not in self.names:
+                continue
+            i = self.names.index(name)
+            p = self.params[i]
+            grid = np.arange(p.numel()).reshape(tuple(p.shape)) + self.offsets[i]
+            idx.append((grid[:, neurons] if kind == "col" else grid[neurons]).ravel())
+        return np.concatenate(idx)
+
+
+def task_loss(model, tokens, mask, normaliser=None):
+    """Summed scored loss of the prompts divided by ``normaliser`` (default: their own token count)."""
+    import torch
+
+    from interp.metrics import masked_next_token_loss
+
+    toks = torch.as_tensor(tokens, device=next(model.parameters()).device)
+    m = torch.as_tensor(mask, device=toks.device)
+    total = masked_next_token_loss(model(toks), toks, m, reduction="none").sum()
+    return total / (normaliser if normaliser is not None else m.sum().clamp_min(1))
+
+
+class GradInterference(Analyzer):
+    name = "grad-interference"
+    description = "per-task gradient cosines, first-order interference and the task/non-task batch split"
+    Config = GradInterferenceConfig
+    Result = GradInterferenceResult
+
+    def needs(self, ref) -> Needs:
+        return Needs(scope=Scope.CHECKPOINT, model=True)
+
+    def run(self, unit: Unit, ctx) -> GradInterferenceResult:
+        import torch
+
+        (ref,) = unit.refs
+        model, prompts = ctx.model(ref), ctx.prompts(ref)
+        space = GradientSpace(model, tuple(self.config.exclude))
+        groups = [(t, prompts.task_id == i) for i, t in enumerate(prompts.task_names)]
+        if (prompts.task_id < 0).any():
+            groups.append(("background", prompts.task_id < 0))
+        names = [n for n, sel in groups if sel.any()]
+        with torch.enable_grad():
+            g = np.stack([space.grad(task_loss(model, prompts.tokens[sel], prompts.loss_mask[sel]))
+                          for _, sel in groups if sel.any()])                                  # [task, param]
+        result = self.new_result(unit)
+        cos = cosine_matrix(g)
+        result.add("cosine", cos, ("task", "task_other"))
+        k = min(self.config.k_neurons, model.cfg.d_mlp)
+        top = np.stack([np.argsort(-space.neuron_norms(gr), kind="stable")[:k] for gr in g])  # [task, k]
+        result.add("task_neurons", top, ("task", "k"))
+        neuron_cos = np.array([[_cos(g[j, space.neuron_index(top[r])], g[r, space.neuron_index(top[r])])
+                                for r in range(len(g))] for j in range(len(g))])
+        result.add("neuron_cosine", neuron_cos, ("task_update", "task_measured"))
+        predicted = -self.config.lr * g @ g.T                                                  # [j, r]
+        result.add("interference", predicted, ("task_update", "task_measured"))
+        s = result.scalars
+        s.update(tasks=names, grad_norm=dict(zip(names, np.linalg.norm(g, axis=1).tolist())))
+        if self.config.check_first_order:
+            actual = self._true_change(model, prompts, groups, g, space)
+            result.add("interference_actual", actual, ("task_update", "task_measured"))
+            s["first_order_rel_error"] = float(np.linalg.norm(predicted - actual) / max(np.linalg.norm(actual),
+                                                                                         1e-300))
+        spec = ref.mixture_spec
+        if spec is not None and spec.n_background and len(spec.tasks):
+            split = self._batch_split(model, spec, space, {n: g[i] for i, n in enumerate(names)},
+                                      {n: space.neuron_index(top[i]) for i, n in enumerate(names)})
+            for key, arr in split.items():
+                result.add(key, arr, ("task", "batch"))
+            s["split_tasks"] = [t.name for t in spec.tasks]
+            rare = min(spec.tasks, key=lambda t: t.frequency).name
+            r = s["split_tasks"].index(rare)
+            s.update(rare_task=rare, rare_nt_cosine_mean=float(split["cos_nt"][r].mean()),
+                     rare_nt_cosine_std=float(split["cos_nt"][r].std()),
+                     rare_t_cosine_mean=float(split["cos_t"][r].mean()),
+                     rare_g_cosine_mean=float(split["cos_g"][r].mean()),
+                     rare_nt_cosine_all_params_mean=float(split["cos_nt_all"][r].mean()))
+            if "background" in names and rare in names:
+                s["rare_background_cosine"] = float(cos[names.index(rare), names.index("background")])
+        return result
+
+    def _true_change(self, model, prompts, groups, g, space) -> np.ndarray:
+        """Loss change of every task after one SGD step of size lr on each task, in float64 (a copy)."""
+        import copy
+
+        import torch
+
+        m = copy.deepcopy(model).double()
+        params = [p for n, p in m.named_parameters() if n in space.names]
+        sels = [sel for _, sel in groups if sel.any()]
+        with torch.inference_mode():
+            base = np.array([float(task_loss(m, prompts.tokens[s], prompts.loss_mask[s])) for s in sels])
+            out = np.zeros((len(sels), len(sels)))
+            flat = [p.detach().clone() for p in params]
+            for j in range(len(sels)):
+                step = torch.as_tensor(g[j], dtype=torch.float64, device=params[0].device)
+                for p, p0, a, b in zip(params, flat, space.offsets[:-1], space.offsets[1:]):
+                    p.copy_(p0 - self.config.lr * step[a:b].view_as(p0))
+                out[j] = [float(task_loss(m, prompts.tokens[s], prompts.loss_mask[s])) for s in sels] - base
+        del m
+        return out
+
+    def _batch_split(self, model, spec, space, ref_grads: dict[str, np.ndarray],
+                     neuron_idx: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """cos(g, g_r), cos(g_t, g_r), cos(g_nt, g_r) per task r and batch ([task, batch] each), on task r's task
+        neurons' parameters, and ``cos_nt_all`` on all parameters."""
+        import torch
+
+        from interp.tasks import MixtureStream
+
+        stream = MixtureStream(spec, self.config.batch_size, self.config.seed)
+        n_t = len(stream.task_names)
+        out = {k: np.zeros((n_t, self.config.n_batches)) for k in ("cos_g", "cos_t", "cos_nt", "cos_nt_all")}
+        for b in range(self.config.n_batches):
+            batch = stream.batch(b)
+            n_tokens = float(batch.loss_mask.sum())
+            with torch.enable_grad():
+                parts = [space.grad(task_loss(model, batch.tokens[batch.task_id == t],
+                                              batch.loss_mask[batch.task_id == t], n_tokens))
+                         if (batch.task_id == t).any() else np.zeros(space.offsets[-1])
+                         for t in range(-1, n_t)]                                  # background first, then tasks
+            total = np.sum(parts, axis=0)
+            for t, name in enumerate(stream.task_names):
+                gr = ref_grads.get(name)
+                if gr is None:
+                    continue
+                g_t, idx = parts[t + 1], neuron_idx[name]
+                out["cos_g"][t, b], out["cos_t"][t, b], out["cos_nt"][t, b] = (
+                    _cos(total[idx], gr[idx]), _cos(g_t[idx], gr[idx]), _cos(total[idx] - g_t[idx], gr[idx]))
+                out["cos_nt_all"][t, b] = _cos(total - g_t, gr)
+        return out
+
+    def summarize(self, results: list[Result], out_dir) -> dict:
+        from pathlib import Path
+
+        from interp.analyzers.base import by_run_step
+        from interp.report.plots import heatmap, lines_by_run
+
+        out_dir = Path(out_dir)
+        out = summarize_scalars(results, ("rare_nt_cosine_mean", "rare_nt_cosine_std", "rare_t_cosine_mean",
+                                          "rare_nt_cosine_all_params_mean",
+                                          "rare_g_cosine_mean", "rare_background_cosine", "first_order_rel_error"))
+        figures = []
+        nt = curve(out["per_run"], "rare_nt_cosine_mean")
+        if nt:
+            figures.append(lines_by_run(nt, "cos(g_nt, g_rare): non-task tokens' gradient vs the rare task's",
+                                        "cosine (mean over seeds and batches)", out_dir / "rare_nt_cosine.png"))
+        for run, steps in by_run_step(results).items():
+            last = steps[max(steps)]
+            tasks = last[0].tasks
+            figures.append(heatmap(np.mean([r.arrays["interference"] for r in last], 0), tasks, tasks,
+                                   f"{run}: -lr <g_row, g_col> at step {max(steps)} (loss change of column task)",
+                                   out_dir / f"interference_{run}.png", cmap="coolwarm", fmt="{:.1e}"))
+        out["figures"] = [str(f) for f in figures]
+        out["headline"] = {f"{run} mean |cos(g_nt, g_rare)| over steps":
+                           round(float(np.mean([abs(row["rare_nt_cosine_mean"]["mean"]) for row in d.values()
+                                                if "rare_nt_cosine_mean" in row])), 4)
+                           for run, d in out["per_run"].items()
+                           if any("rare_nt_cosine_mean" in row for row in d.values())}
+        return out
