@@ -100,22 +100,26 @@ def run_job(job: Job) -> int:
 
 
 def plan(series: Series, analyzers: list[Analyzer], options: RunOptions) -> list[list[Job]]:
-    """Stages of jobs: checkpoint jobs first, then jobs over all seeds of a step."""
+    """Stages of jobs: one job per checkpoint (every checkpoint-scope analyzer that selected it), then one per seed
+    group (every seeds-scope analyzer that selected all of the group's checkpoints)."""
     refs = [r for r in series.refs() if options.runs is None or r.run in options.runs]
-    by_scope: dict[Scope, list[Analyzer]] = {Scope.CHECKPOINT: [], Scope.SEEDS: []}
-    for a in analyzers:
-        scope = a.needs(refs[0]).scope if refs else Scope.CHECKPOINT
-        by_scope[scope].append(a)
-    specs = {s: tuple((a.name, a.config_dict()) for a in lst) for s, lst in by_scope.items()}
+    if not refs:
+        return [[], []]
+    chosen = {a.name: {r.id for r in a.select(refs)} for a in analyzers}
+    scope = {a.name: a.needs(refs[0]).scope for a in analyzers}
+    spec = {a.name: (a.name, a.config_dict()) for a in analyzers}
     stages: list[list[Job]] = [[], []]
-    if specs[Scope.CHECKPOINT]:
-        stages[0] = [Job((r,), specs[Scope.CHECKPOINT], Scope.CHECKPOINT, options) for r in refs]
-    if specs[Scope.SEEDS]:
-        keep = {r.id for r in refs}
-        for group in series.seed_groups():
-            group = [r for r in group if r.id in keep]
-            if len(group) >= 2:
-                stages[1].append(Job(tuple(group), specs[Scope.SEEDS], Scope.SEEDS, options))
+    for r in refs:
+        names = [a.name for a in analyzers if scope[a.name] is Scope.CHECKPOINT and r.id in chosen[a.name]]
+        if names:
+            stages[0].append(Job((r,), tuple(spec[n] for n in names), Scope.CHECKPOINT, options))
+    keep = {r.id for r in refs}
+    for group in series.seed_groups():
+        group = [r for r in group if r.id in keep]
+        names = [a.name for a in analyzers if scope[a.name] is Scope.SEEDS
+                 and all(r.id in chosen[a.name] for r in group)]
+        if len(group) >= 2 and names:
+            stages[1].append(Job(tuple(group), tuple(spec[n] for n in names), Scope.SEEDS, options))
     return stages
 
 

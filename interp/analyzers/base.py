@@ -114,6 +114,11 @@ class Analyzer(ABC):
     @abstractmethod
     def needs(self, ref: CheckpointRef) -> Needs: ...
 
+    def select(self, refs: list[CheckpointRef]) -> list[CheckpointRef]:
+        """The checkpoints this analyzer applies to (default: all); e.g. only runs with a certain task, or only
+        the last step when the analysis is expensive."""
+        return refs
+
     @abstractmethod
     def run(self, unit: Unit, ctx: Context) -> Result: ...
 

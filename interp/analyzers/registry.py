@@ -24,6 +24,8 @@ BUILTIN: dict[str, tuple[str, str]] = {
                           "cross-seed neuron correlations vs a random-rotation baseline; universal neurons per layer"),
     "grad-interference": ("interp.analyzers.grad_interference:GradInterference",
                           "per-task gradient cosines, first-order interference and the task/non-task batch split"),
+    "sae-manifold": ("interp.analyzers.sae_manifold:SAEManifold",
+                     "SAE fits to a modular-addition model's Fourier circles: subspace capture, tiling or dilution"),
 }
 
 ENTRY_POINT_GROUP = "interp.analyzers"

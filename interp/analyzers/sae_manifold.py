@@ -1,0 +1,148 @@
+"""``sae-manifold``: do SAEs capture the curved manifolds a model uses, tile them, or dilute them? (SCIENCE.md 4)
+
+On a modular-addition run (a task of kind ``modular_addition`` in the mixture): the activations at ``hook`` at the
+label position of every task prompt, and the model's Fourier circles, one per key frequency k of the embedding (the
+frequencies whose Fourier signal over the operand ranks exceeds twice the mean), each with theta = 2 pi k c / p for
+the answer c = (a + b) mod p (``interp.manifolds``). For each SAE of the sweep ``saes`` (sae-lens ``topk`` and
+``relu`` SAEs, ``kind:d_sae:param``) fitted once on those activations, the metrics of ``interp.sae_fit`` per key
+frequency: explained variance and L0, latents spent on the circle, subspace capture and principal angle, coverage,
+receptive fields, and the fit's kind (subspace / tiling / dilution, rule in ``interp.sae_fit.classify``).
+
+Cost: SAE fitting dominates, so by default only the last step of each seed is analysed (``steps="last"``;
+``"all"`` for every step). A PCA view of the activations is stored for every analysed checkpoint (``views``), and
+a UMAP view with ``umap=true`` (off by default because its JIT compilation costs ~20 s per process; on at most
+2,048 points, where it uses exact neighbours).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from interp.analyzers.base import Analyzer, Needs, Result, Scope, Unit
+from interp.tasks import LABEL_POS
+
+
+@dataclass(frozen=True)
+class SAEManifoldConfig:
+    hook: str = "blocks.0.hook_resid_post"
+    saes: tuple[str, ...] = ("topk:2:2", "topk:16:1", "topk:64:1", "relu:32:0.3")
+    train_steps: int = 600
+    lr: float = 3e-3
+    max_freqs: int = 3
+    steps: str = "last"         # "last" step of each seed, or "all"
+    views: bool = True           # 2-D PCA view of the activations
+    umap: bool = False           # also a UMAP view (off by default: its JIT costs ~20 s per process, FIELD-NOTES)
+    seed: int = 0
+
+
+class SAEManifoldResult(Result):
+    def fits(self) -> list[dict]:
+        """One dict per (SAE, key frequency): the metrics and ``fit_kind``."""
+        return list(self.scalars["fits"])
+
+
+def modadd_task(spec):
+    return next((t for t in spec.tasks if t.kind == "modular_addition"), None) if spec is not None else None
+
+
+class SAEManifold(Analyzer):
+    name = "sae-manifold"
+    description = "SAE fits to a modular-addition model's Fourier circles: subspace capture, tiling or dilution"
+    Config = SAEManifoldConfig
+    Result = SAEManifoldResult
+
+    def needs(self, ref) -> Needs:
+        return Needs(hooks=(self.config.hook,), scope=Scope.CHECKPOINT, model=True)
+
+    def select(self, refs: list) -> list:
+        """Modular-addition runs only; their last step per seed unless ``steps='all'``."""
+        from interp.errors import ConfigError
+
+        if self.config.steps not in ("last", "all"):
+            raise ConfigError(f"sae-manifold: steps must be 'last' or 'all', got {self.config.steps!r}")
+        for s in self.config.saes:
+            from interp.sae_fit import SAESpec
+
+            SAESpec.parse(s)
+        refs = [r for r in refs if modadd_task(r.mixture_spec) is not None]
+        if self.config.steps == "all":
+            return refs
+        last = {}
+        for r in refs:
+            if r.step >= last.get((r.run, r.seed), r).step:
+                last[(r.run, r.seed)] = r
+        return sorted(last.values(), key=lambda r: (r.run, r.seed))
+
+    def run(self, unit: Unit, ctx) -> SAEManifoldResult:
+        from interp.manifolds import fourier_circle, key_frequencies
+        from interp.sae_fit import (SAESpec, binned_response, encode, fit_sae, manifold_metrics, normalise,
+                                     receptive_fields)
+        from interp.tasks import build_tasks
+
+        (ref,) = unit.refs
+        spec = ref.mixture_spec
+        task = build_tasks(spec)[modadd_task(spec).name]
+        prompts = ctx.prompts(ref)
+        sel = prompts.task_id == prompts.task_names.index(task.name)
+        acts = np.concatenate([c[:, LABEL_POS] for c in ctx.acts(ref, self.config.hook).chunks()])[sel]
+        x = normalise(acts.astype(np.float64))
+        rank = {int(t): i for i, t in enumerate(task.operand_tokens)}
+        p = len(task.operand_tokens)
+        toks = prompts.tokens[sel]
+        c = np.array([(rank[int(a)] + rank[int(b)]) % p for a, b in toks[:, :2]])
+        w_e = ctx.model(ref).W_E.detach().double().cpu().numpy()[task.operand_tokens]
+        freqs, spectrum = key_frequencies(w_e, self.config.max_freqs)
+        circles = [fourier_circle(x, c, k, p) for k in freqs]
+
+        result = self.new_result(unit)
+        result.add("embedding_spectrum", spectrum, ("frequency",))
+        result.add("theta", np.stack([m.theta for m in circles]), ("key_frequency", "prompt"))
+        fits = []
+        for i, text in enumerate(self.config.saes):
+            sae = fit_sae(x, SAESpec.parse(text), steps=self.config.train_steps, lr=self.config.lr,
+                          seed=self.config.seed, device=ctx.device)
+            codes, recon, w_dec = encode(sae, x)
+            rfs, binned = [], []
+            for k, m in zip(freqs, circles):
+                met = manifold_metrics(x, codes, recon, w_dec, m.theta, m.basis)
+                met.pop("_on"), met.pop("_rf")
+                rfs.append(receptive_fields(codes, m.theta))
+                binned.append(binned_response(codes, m.theta))
+                fits.append({"sae": text, "kind": text.split(":")[0], "d_sae": int(text.split(":")[1]),
+                             "frequency": k, **met})
+            result.add(f"receptive_field_{i}", np.stack(rfs), ("key_frequency", "stat", "latent"))
+            result.add(f"binned_response_{i}", np.stack(binned), ("key_frequency", "theta_bin", "latent"))
+            result.add(f"dominant_latent_{i}", np.where(codes.max(1) > 0, codes.argmax(1), -1), ("prompt",))
+        if self.config.views:
+            result.add("pca", pca2(x), ("prompt", "component"))
+        if self.config.umap:
+            result.add("umap", umap2(x, self.config.seed), ("prompt", "component"))
+        result.scalars.update(key_frequencies=freqs, p=p, n_points=int(len(x)), fits=fits)
+        return result
+
+    def summarize(self, results: list[Result], out_dir) -> dict:
+        from interp.analyzers.sae_manifold_report import summarize_sae
+
+        return summarize_sae(results, out_dir)
+
+
+def pca2(x: np.ndarray) -> np.ndarray:
+    xc = x - x.mean(0)
+    _, _, vt = np.linalg.svd(xc, full_matrices=False)
+    return xc @ vt[:2].T
+
+
+def umap2(x: np.ndarray, seed: int, max_points: int = 2048) -> np.ndarray:
+    """UMAP embedding [n, 2] (NaN rows beyond ``max_points``, which are left out to keep exact neighbours)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import umap
+
+        out = np.full((len(x), 2), np.nan)
+        idx = np.random.default_rng(seed).permutation(len(x))[:max_points]
+        out[idx] = umap.UMAP(n_components=2, random_state=seed, n_neighbors=15).fit_transform(x[idx])
+    return out
