@@ -205,6 +205,20 @@ def load_ref(ref: CheckpointRef, device: str = "auto", allow_pickle: bool = Fals
     return load_model(ref.path, ref.model, device=device, processing=ref.processing, allow_pickle=allow_pickle)
 
 
+@contextmanager
+def deterministic() -> Iterator[None]:
+    """Deterministic kernels for a block (restored after): multi-threaded CPU backward passes (the embedding's
+    scatter-add) otherwise differ run to run in the last bits, and analyzers must be reproducible bit for bit."""
+    import torch
+
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
+
+
 class ModelSlot:
     """The one model a process holds. Consecutive checkpoints of the same architecture are loaded into the same
     module in place, so walking a series of hundreds of steps allocates once and memory stays flat; a different

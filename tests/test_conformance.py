@@ -23,10 +23,14 @@ def test_analyzer_conformance(name, bundled, tmp_path):
     assert cls.config_from(json.loads(json.dumps(cfg))) == analyzer.config
     assert dataclasses.is_dataclass(cls.Config)
 
-    last = max(r.step for r in bundled.refs(run="wide"))
-    needs = analyzer.needs(bundled.refs(run="wide")[0])
-    refs = tuple(bundled.refs(run="wide", step=last)) if needs.scope is Scope.SEEDS else \
-        (bundled.refs(run="wide", seed=0, step=last)[0],)
+    chosen = analyzer.select(bundled.refs())
+    assert chosen, "the analyzer selects nothing in the bundled series"
+    run = "wide" if any(r.run == "wide" for r in chosen) else chosen[0].run
+    last = max(r.step for r in chosen if r.run == run)
+    needs = analyzer.needs(chosen[0])
+    refs = tuple(r for r in chosen if r.run == run and r.step == last)
+    if needs.scope is not Scope.SEEDS:
+        refs = refs[:1]
     ctx = Context(ActivationCache(CacheSettings(tmp_path / "cache")), "cpu", PromptSource(n_background=64))
     check_hooks(ctx.model(refs[0]).hook_dict, needs.hooks + needs.grad_hooks)
     for ref in refs:

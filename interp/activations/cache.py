@@ -117,7 +117,9 @@ class ActivationCache:
                 toks = torch.as_tensor(part.tokens, device=self.device)
                 fwd = [(h, keep) for h in hooks]
                 if grad_hooks:
-                    with torch.enable_grad():
+                    from interp.loading import deterministic
+
+                    with torch.enable_grad(), deterministic():
                         logits = model.run_with_hooks(toks, fwd_hooks=fwd)
                         loss = masked_next_token_loss(logits, toks, torch.as_tensor(part.loss_mask, device=self.device),
                                                       reduction="none")

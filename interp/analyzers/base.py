@@ -145,6 +145,8 @@ def mean_over(results: list[Result], key: str) -> float:
 
 
 def _coerce(value: Any, default: Any, key: str, analyzer: str) -> Any:
+    if isinstance(default, tuple) and isinstance(value, list):   # a config read back from JSON
+        return tuple(value)
     if not isinstance(value, str) or isinstance(default, str):
         return value
     try:

@@ -128,6 +128,12 @@ class GradInterference(Analyzer):
         return Needs(scope=Scope.CHECKPOINT, model=True)
 
     def run(self, unit: Unit, ctx) -> GradInterferenceResult:
+        from interp.loading import deterministic
+
+        with deterministic():
+            return self._run(unit, ctx)
+
+    def _run(self, unit: Unit, ctx) -> GradInterferenceResult:
         import torch
 
         (ref,) = unit.refs

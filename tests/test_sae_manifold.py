@@ -1,0 +1,124 @@
+import numpy as np
+import pytest
+
+from interp.manifolds import circle, fourier_circle, helix, key_frequencies, sphere
+from interp.sae_fit import (SAESpec, classify, encode, fit_sae, manifold_metrics, normalise, rayleigh_p,
+                            receptive_fields)
+
+
+@pytest.fixture(scope="module")
+def ring():
+    m = circle(n=4096, d=32, noise=0.02, seed=0)
+    return m, normalise(m.points)
+
+
+@pytest.mark.parametrize("gen, dim", [(circle, 2), (helix, 3), (sphere, 3)])
+def test_generators_live_in_their_subspace(gen, dim):
+    m = gen(n=2000, d=16, noise=0.0, seed=1)
+    assert m.basis.shape == (16, dim)
+    np.testing.assert_allclose(m.basis.T @ m.basis, np.eye(dim), atol=1e-12)
+    resid = m.points - (m.points - m.points.mean(0)) @ m.basis @ m.basis.T - m.points.mean(0)
+    assert np.abs(resid).max() < 1e-10
+    assert (m.theta >= 0).all() and (m.theta < 2 * np.pi).all()
+
+
+def test_fourier_circle_and_key_frequencies_recover_a_planted_circle():
+    p, k = 31, 5
+    rng = np.random.default_rng(0)
+    ranks = np.arange(p)
+    w_e = np.stack([np.cos(2 * np.pi * k * ranks / p), np.sin(2 * np.pi * k * ranks / p)], 1) @ rng.normal(size=(2, 8))
+    keys, s = key_frequencies(w_e + 0.01 * rng.normal(size=w_e.shape), max_freqs=3)
+    assert keys == [k]
+    c = rng.integers(0, p, 500)
+    plane = np.linalg.qr(rng.normal(size=(8, 2)))[0]
+    acts = np.stack([np.cos(2 * np.pi * k * c / p), np.sin(2 * np.pi * k * c / p)], 1) @ plane.T
+    m = fourier_circle(acts + 0.01 * rng.normal(size=acts.shape), c, k, p)
+    from scipy.linalg import subspace_angles
+
+    assert np.degrees(subspace_angles(m.basis, plane).max()) < 1
+
+
+def test_metrics_against_brute_force(ring):
+    m, x = ring
+    rng = np.random.default_rng(0)
+    codes = np.maximum(rng.normal(size=(len(x), 6)), 0)
+    codes[:, 5] = 0                                      # a dead latent
+    w_dec = rng.normal(size=(6, x.shape[1]))
+    w_dec[:2] = m.basis.T                                # two latents in the circle's plane
+    recon = codes @ w_dec
+    met = manifold_metrics(x, codes, recon, w_dec, m.theta, m.basis)
+    assert met["explained_variance"] == pytest.approx(
+        1 - np.sum((x - recon) ** 2) / np.sum((x - x.mean(0)) ** 2))
+    assert met["l0"] == pytest.approx(np.mean([(row > 0).sum() for row in codes]))
+    assert met["latents_on_manifold"] == 2 and met["subspace_capture"] == pytest.approx(1.0)
+    assert met["coverage"] == pytest.approx(np.mean((codes[:, :2] > 0).any(1)))
+    rf = receptive_fields(codes, m.theta)
+    j = 0
+    z = np.sum(codes[:, j] * np.exp(1j * m.theta))
+    assert rf[0, j] == pytest.approx(np.mod(np.angle(z), 2 * np.pi))
+    assert np.isnan(rf[1, 5])
+
+
+def test_rayleigh():
+    rng = np.random.default_rng(0)
+    assert rayleigh_p(rng.uniform(0, 2 * np.pi, 50)) > 0.01
+    assert rayleigh_p(rng.normal(1.0, 0.2, 50)) < 1e-6
+
+
+def test_wide_topk_sae_tiles_the_circle(ring):
+    m, x = ring
+    sae = fit_sae(x, SAESpec.parse("topk:64:1"), steps=1500)
+    codes, recon, w_dec = encode(sae, x)
+    met = manifold_metrics(x, codes, recon, w_dec, m.theta, m.basis)
+    assert met["coverage"] >= 0.95
+    assert met["latents_on_manifold"] > 8
+    assert rayleigh_p(met["_rf"][0]) == met["centre_uniformity_p"] >= 0.01
+    assert met["fit_kind"] == "tiling"
+
+
+def test_two_latent_budget_captures_the_subspace(ring):
+    m, x = ring
+    sae = fit_sae(x, SAESpec.parse("topk:2:2"), steps=1500)
+    codes, recon, w_dec = encode(sae, x)
+    met = manifold_metrics(x, codes, recon, w_dec, m.theta, m.basis)
+    assert met["latents_on_manifold"] == 2 and met["subspace_capture"] >= 0.9
+    assert met["fit_kind"] == "subspace"
+
+
+def test_classify_rules():
+    base = dict(latents_on_manifold=2, subspace_capture=0.95, coverage=1.0, median_rf_width=1.0,
+                centre_uniformity_p=0.5)
+    assert classify(base, 2) == "subspace"
+    assert classify(base | {"latents_on_manifold": 20, "median_rf_width": 0.3}, 2) == "tiling"
+    assert classify(base | {"latents_on_manifold": 20, "median_rf_width": 2.0}, 2) == "dilution"
+    assert classify(base | {"latents_on_manifold": 0}, 2) == "absent"
+    with pytest.raises(Exception, match="kind:d_sae:param"):
+        SAESpec.parse("topk-16")
+
+
+def test_umap_view_keeps_neighbours():
+    from sklearn.manifold import trustworthiness
+
+    from interp.analyzers.sae_manifold import umap2
+
+    m = circle(n=600, d=16, noise=0.01, seed=2)
+    emb = umap2(m.points, seed=0)
+    assert emb.shape == (600, 2) and np.isfinite(emb).all()
+    assert trustworthiness(m.points, emb, n_neighbors=10) > 0.9
+
+
+def test_bundled_modadd_summary(bundled_results):
+    s = bundled_results.summaries["sae-manifold"]
+    steps = s["per_run"]["modadd"]
+    (last,) = [steps[max(steps, key=int)]]
+    assert len(last) == 3   # every seed
+    for fits in last.values():
+        saes = {f["sae"] for f in fits}
+        assert len(saes) >= 3 and len({f["frequency"] for f in fits}) >= 1
+        for f in fits:
+            for key in ("coverage", "latents_on_manifold", "subspace_capture", "fit_kind"):
+                assert key in f
+            assert f["fit_kind"] in ("subspace", "tiling", "dilution", "absent")
+    assert "narrow" not in s["per_run"]
+    for f in s["figures"]:
+        assert open(f, "rb").read(4) == b"\x89PNG"
