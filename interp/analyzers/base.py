@@ -131,6 +131,11 @@ class Analyzer(ABC):
         return {}
 
 
+def mlp_hooks(ref: CheckpointRef, name: str = "hook_post") -> tuple[str, ...]:
+    """``blocks.{l}.mlp.<name>`` for every layer of the checkpoint's model."""
+    return tuple(f"blocks.{l}.mlp.{name}" for l in range(int(ref.model.get("n_layers", 0))))
+
+
 def by_run_step(results: list[Result]) -> dict[str, dict[int, list[Result]]]:
     """Results grouped by run, then step (each list holds one result per seed or seed group)."""
     out: dict[str, dict[int, list[Result]]] = {}

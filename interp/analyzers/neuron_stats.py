@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from interp.activations.stats import RunningMoments
-from interp.analyzers.base import Analyzer, Needs, Result, Scope, Unit
+from interp.analyzers.base import Analyzer, Needs, Result, Scope, Unit, mlp_hooks
 from interp.tasks import LABEL_POS
 
 STATS = ("mean", "var", "skew", "kurtosis", "act_freq")
@@ -47,9 +47,7 @@ class NeuronStats(Analyzer):
             from interp.errors import ConfigError
 
             raise ConfigError(f"neuron-stats: positions must be 'all' or 'label', got {self.config.positions!r}")
-        n_layers = int(ref.model.get("n_layers", 0)) or None
-        hooks = tuple(f"blocks.{l}.mlp.hook_pre" for l in range(n_layers or 0))
-        return Needs(hooks=hooks, scope=Scope.CHECKPOINT, model=True)
+        return Needs(hooks=mlp_hooks(ref, "hook_pre"), scope=Scope.CHECKPOINT, model=True)
 
     def run(self, unit: Unit, ctx) -> NeuronStatsResult:
         import torch

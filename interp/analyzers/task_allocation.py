@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from interp.analyzers.base import Analyzer, Needs, Result, Scope, Unit
+from interp.analyzers.base import Analyzer, Needs, Result, Scope, Unit, mlp_hooks
 from interp.report.series import summarize_scalars
 from interp.tasks import LABEL_POS
 
@@ -113,17 +113,15 @@ class TaskAllocation(Analyzer):
     Result = TaskAllocationResult
 
     def needs(self, ref) -> Needs:
-        n_layers = int(ref.model.get("n_layers", 0))
-        return Needs(grad_hooks=tuple(f"blocks.{l}.mlp.hook_post" for l in range(n_layers)), scope=Scope.CHECKPOINT,
-                     model=True)
+        return Needs(grad_hooks=mlp_hooks(ref), scope=Scope.CHECKPOINT, model=True)
 
     def run(self, unit: Unit, ctx) -> TaskAllocationResult:
         (ref,) = unit.refs
         prompts = ctx.prompts(ref)
         model = ctx.model(ref)
-        n_layers, d_mlp = model.cfg.n_layers, model.cfg.d_mlp
+        d_mlp = model.cfg.d_mlp
         tasks = list(prompts.task_names)
-        hooks = [f"blocks.{l}.mlp.hook_post" for l in range(n_layers)]
+        hooks = list(mlp_hooks(ref))
         attr, mean_act = self._attribution(ctx, ref, prompts, hooks, len(tasks))   # [task, layer, neuron]
         flat = attr.reshape(len(tasks), -1)
         sets = np.stack([mass_set(a, self.config.mass) for a in flat])              # [task, unit]

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from interp.analyzers.base import Analyzer, Needs, Result, Scope, Unit
+from interp.analyzers.base import Analyzer, Needs, Result, Scope, Unit, mlp_hooks
 from interp.report.series import summarize_scalars
 
 
@@ -134,13 +134,12 @@ class UniversalNeurons(Analyzer):
     Result = UniversalNeuronsResult
 
     def needs(self, ref) -> Needs:
-        n_layers = int(ref.model.get("n_layers", 0))
-        return Needs(hooks=tuple(f"blocks.{l}.mlp.hook_post" for l in range(n_layers)), scope=Scope.SEEDS)
+        return Needs(hooks=mlp_hooks(ref), scope=Scope.SEEDS)
 
     def run(self, unit: Unit, ctx) -> UniversalNeuronsResult:
         refs = sorted(unit.refs, key=lambda r: r.seed)
         n_layers = int(refs[0].model["n_layers"])
-        hooks = [f"blocks.{l}.mlp.hook_post" for l in range(n_layers)]
+        hooks = list(mlp_hooks(refs[0]))
         arrays = [[ctx.acts(r, h) for h in hooks] for r in refs]
         d_mlp = arrays[0][0].shape[-1]
         out = cross_seed_correlations(self._chunks(arrays), n_layers, self.config.seed,
