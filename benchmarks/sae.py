@@ -24,7 +24,8 @@ BATCH = 512
 
 
 def sae_lens_fit(x: np.ndarray, spec, steps: int):
-    from sae_lens import LoggingConfig, SAETrainer, SAETrainerConfig
+    from sae_lens import LoggingConfig, SAETrainer
+    from sae_lens.config import SAETrainerConfig
 
     from interp.sae_fit import build_sae
 
