@@ -252,7 +252,32 @@ class ModelSlot:
             release_memory()
 
 
-SLOT = ModelSlot()
+class _PerThreadSlot:
+    """``SLOT``: each thread's own ``ModelSlot`` (a Dask worker may run jobs on several threads; one shared module
+    loaded in place by two jobs at once would mix their weights)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._local = threading.local()
+
+    def _slot(self) -> ModelSlot:
+        if not hasattr(self._local, "slot"):
+            self._local.slot = ModelSlot()
+        return self._local.slot
+
+    def get(self, ref: CheckpointRef, device: str, allow_pickle: bool = False) -> HookedTransformer:
+        return self._slot().get(ref, device, allow_pickle)
+
+    def clear(self) -> None:
+        self._slot().clear()
+
+    @property
+    def loads(self) -> int:
+        return self._slot().loads
+
+
+SLOT = _PerThreadSlot()
 
 
 @contextmanager

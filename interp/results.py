@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -53,7 +54,7 @@ def _sha256(path: Path) -> str:
 def save_result(result: Result, out_dir: Path) -> Path:
     h5_path, json_path = unit_paths(out_dir, result.analyzer, result.unit_id)
     h5_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = h5_path.with_name(h5_path.name + f".tmp{os.getpid()}")
+    tmp = h5_path.with_name(h5_path.name + f".tmp{os.getpid()}.{threading.get_ident()}")
     with h5py.File(tmp, "w") as f:
         for name, arr in sorted(result.arrays.items()):
             ds = f.create_dataset(name, data=arr)
@@ -72,7 +73,7 @@ def save_result(result: Result, out_dir: Path) -> Path:
         "h5": h5_path.name,
         "h5_sha256": _sha256(h5_path),
     }
-    jtmp = json_path.with_name(json_path.name + f".tmp{os.getpid()}")
+    jtmp = json_path.with_name(json_path.name + f".tmp{os.getpid()}.{threading.get_ident()}")
     jtmp.write_text(json.dumps(summary, indent=1, default=_jsonable))
     _fsync_replace(jtmp, json_path)
     return json_path

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,7 +35,7 @@ class HookWriter:
                  dtype: str = "float32", chunk_rows: int = 1024):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
+        self.tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}.{threading.get_ident()}")
         self._f = h5py.File(self.tmp, "w")
         self._ds = self._f.create_dataset(DATASET, shape=(0, *row_shape), maxshape=(None, *row_shape),
                                           dtype=np.dtype(dtype), chunks=(chunk_rows, *row_shape))
