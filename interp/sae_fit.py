@@ -59,7 +59,7 @@ def build_sae(spec: SAESpec, d_in: int, device: str = "cpu"):
 
 
 def fit_sae(x: np.ndarray, spec: SAESpec, steps: int = 2000, batch_size: int = 512, lr: float = 3e-3,
-            seed: int = 0, device: str = "cpu", dead_after: int = 100):
+            seed: int = 0, device: str = "cpu", dead_after: int = 1000):
     """Train an SAE on points x [n, d] (already normalised); returns the sae-lens module in eval mode."""
     import torch
     from sae_lens.saes.sae import TrainStepInput
@@ -67,31 +67,36 @@ def fit_sae(x: np.ndarray, spec: SAESpec, steps: int = 2000, batch_size: int = 5
     torch.manual_seed(seed)
     sae = build_sae(spec, x.shape[1], device)
     data = torch.as_tensor(x, dtype=torch.float32, device=device)
-    _init_from_data(sae, data, seed)
+    if spec.kind == "topk":
+        _init_from_data(sae, data, seed)
     opt = torch.optim.Adam(sae.parameters(), lr=lr)
     coeffs = {k: float(getattr(v, "value", v)) for k, v in sae.get_coefficients().items()}
+    track = spec.kind == "topk"                            # only TopK's auxiliary loss uses dead latents
     idle = torch.zeros(spec.d_sae, device=device)          # steps since each latent last fired
     gen = torch.Generator(device="cpu").manual_seed(seed)
     sae.train()
     for step in range(steps):
         batch = data[torch.randint(0, len(data), (min(batch_size, len(data)),), generator=gen).to(device)]
         out = sae.training_forward_pass(TrainStepInput(sae_in=batch, coefficients=coeffs,
-                                                       dead_neuron_mask=idle > dead_after, n_training_steps=step,
+                                                       dead_neuron_mask=idle > dead_after if track else None,
+                                                       n_training_steps=step,
                                                        is_logging_step=False))
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(sae.parameters(), 1.0, foreach=True)   # as SAETrainer does
         opt.step()
-        with torch.no_grad():
-            fired = (out.feature_acts > 0).any(0)
-            idle = torch.where(fired, torch.zeros_like(idle), idle + 1)
+        if track:
+            with torch.no_grad():
+                idle = torch.where((out.feature_acts > 0).any(0), torch.zeros_like(idle), idle + 1)
     sae.eval()
     return sae
 
 
 def _init_from_data(sae, data, seed: int) -> None:
-    """Decoder rows = unit vectors toward random data points, encoder = their transpose, biases 0. On a
-    low-dimensional manifold, random directions mostly point off it and never win a TopK race (with random init a
-    64-latent k=1 SAE kept 4 live latents on a circle); data directions start every latent on the manifold."""
+    """TopK SAEs only: decoder rows = unit vectors toward random data points, encoder = their transpose, biases 0.
+    On a low-dimensional manifold, random directions mostly point off it and never win a TopK race (with random init
+    a 64-latent k=1 SAE kept 4 live latents on a circle); data directions start every latent on the manifold. ReLU
+    SAEs keep sae-lens's initialisation, which reached a higher explained variance there (0.948 vs 0.941)."""
     import torch
 
     g = torch.Generator(device="cpu").manual_seed(seed + 1)
