@@ -149,13 +149,23 @@ class Series:
     def refs(self, run: str | None = None, seed: int | None = None, step: int | None = None) -> list[CheckpointRef]:
         out = []
         for r in self.runs if run is None else [self.run(run)]:
+            model = r.model or self._hf_model(r)
             for c in r.checkpoints:
                 if (seed is None or c.seed == seed) and (step is None or c.step == step):
                     out.append(CheckpointRef(
-                        run=r.name, seed=c.seed, step=c.step, path=(self.root / c.path), model=r.model,
+                        run=r.name, seed=c.seed, step=c.step, path=(self.root / c.path), model=model,
                         processing=Processing(**r.processing.model_dump()), format=r.format, sha256=c.sha256,
                         size=c.size, mixture=r.mixture, group=r.group, labels=r.labels, metrics=c.metrics))
         return sorted(out, key=lambda x: (x.run, x.step, x.seed))
+
+    def _hf_model(self, run: RunEntry) -> dict[str, Any]:
+        """A Hugging Face run's architecture (HookedTransformerConfig kwargs) from its first folder's config.json,
+        so analyzers can plan hooks without loading a model."""
+        if run.format != "hf" or not run.checkpoints:
+            return {}
+        from interp.loading import hf_model_kwargs
+
+        return hf_model_kwargs(self.root / run.checkpoints[0].path)
 
     def seed_groups(self) -> list[list[CheckpointRef]]:
         """All seeds of a run at one step: the unit of cross-seed analyses."""
