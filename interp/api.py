@@ -84,7 +84,7 @@ def run_job(job: Job) -> int:
     ctx = Context(cache, device, opts.prompts, opts.allow_pickle)
     analyzers = [_instantiate(n, c) for n, c in job.analyzers]
     pending = [(a, Unit(a.name, job.refs)) for a in analyzers]
-    pending = [(a, u) for a, u in pending if not is_complete(opts.out_dir, a.name, u.id)]
+    pending = [(a, u) for a, u in pending if not is_complete(opts.out_dir, a.name, u.id, a.config_dict())]
     if not pending:
         return 0
     if job.scope is Scope.SEEDS:
@@ -142,18 +142,20 @@ def analyze(source: str | Path | Series | None = None, analyzers: list[str] | No
     instances = [_instantiate(n, settings.get(n, {})) for n in names]
     executor = executor or SerialExecutor(progress=options.progress)
     report = AnalysisReport(options.out_dir)
-    for stage, desc in zip(plan(series, instances, options), ("checkpoints", "seed groups")):
-        ran = executor.map(run_job, stage, desc=desc)
-        report.ran += sum(ran)
+    from interp.loading import SLOT
+
+    try:
+        for stage, desc in zip(plan(series, instances, options), ("checkpoints", "seed groups")):
+            ran = executor.map(run_job, stage, desc=desc)
+            report.ran += sum(ran)
+    finally:
+        SLOT.clear()
     report.skipped = sum(len(j.analyzers) for stage in plan(series, instances, options) for j in stage) - report.ran
     for a in instances:
-        results = load_results(options.out_dir, a.name)
+        results = load_results(options.out_dir, a.name, a.config_dict())
         summary = a.summarize(results, options.out_dir / a.name) if results else {}
         summary = {"analyzer": a.name, "units": len(results), **summary}
         (options.out_dir / a.name).mkdir(parents=True, exist_ok=True)
         (options.out_dir / a.name / "summary.json").write_text(json.dumps(summary, indent=1))
         report.summaries[a.name] = summary
-    from interp.loading import SLOT
-
-    SLOT.clear()
     return report

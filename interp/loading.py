@@ -208,15 +208,16 @@ def load_ref(ref: CheckpointRef, device: str = "auto", allow_pickle: bool = Fals
 @contextmanager
 def deterministic() -> Iterator[None]:
     """Deterministic kernels for a block (restored after): multi-threaded CPU backward passes (the embedding's
-    scatter-add) otherwise differ run to run in the last bits, and analyzers must be reproducible bit for bit."""
+    scatter-add) otherwise differ run to run in the last bits, and analyzers must be reproducible bit for bit.
+    The flag is process-wide: Dask workers should run one thread each (``DaskExecutor``'s default)."""
     import torch
 
-    before = torch.are_deterministic_algorithms_enabled()
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(before)
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
 
 
 class ModelSlot:
@@ -231,7 +232,8 @@ class ModelSlot:
         self.loads = 0
 
     def get(self, ref: CheckpointRef, device: str, allow_pickle: bool = False) -> HookedTransformer:
-        if self._model is not None and self._id == f"{ref.id}@{device}":
+        ident = f"{ref.id}@{device}|{ref.path}|{ref.sha256}"   # names alone can repeat across series
+        if self._model is not None and self._id == ident:
             return self._model
         reusable = ref.format != "hf" and not ref.processing.any_weight_processing and ref.processing.dtype == "float32"
         key = (json.dumps(ref.model, sort_keys=True), device) if reusable else None
@@ -242,7 +244,7 @@ class ModelSlot:
             self.clear()
             self._model = load_ref(ref, device=device, allow_pickle=allow_pickle)
             self._key = key
-        self._id = f"{ref.id}@{device}"
+        self._id = ident
         self.loads += 1
         return self._model
 

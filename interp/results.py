@@ -87,12 +87,17 @@ def _jsonable(x: Any) -> Any:
     raise TypeError(f"{type(x).__name__} is not JSON-serialisable")
 
 
-def is_complete(out_dir: Path, analyzer: str, unit_id: str) -> bool:
+def is_complete(out_dir: Path, analyzer: str, unit_id: str, config: dict | None = None) -> bool:
+    """The unit's JSON exists and names an HDF5 whose hash matches; with ``config``, it was also made with that
+    config (a rerun with other settings recomputes the unit instead of reusing a stale result)."""
     h5_path, json_path = unit_paths(out_dir, analyzer, unit_id)
     if not json_path.is_file() or not h5_path.is_file():
         return False
     try:
-        return json.loads(json_path.read_text()).get("h5_sha256") == _sha256(h5_path)
+        summary = json.loads(json_path.read_text())
+        if config is not None and summary.get("config") != config:
+            return False
+        return summary.get("h5_sha256") == _sha256(h5_path)
     except (json.JSONDecodeError, OSError):
         return False
 
@@ -132,6 +137,7 @@ def _result_class(summary: dict) -> type[Result]:
         return Result
 
 
-def load_results(out_dir: Path, analyzer: str) -> list[Result]:
+def load_results(out_dir: Path, analyzer: str, config: dict | None = None) -> list[Result]:
+    """Every complete unit of an analyzer (made with ``config``, when given)."""
     return [load_result(p) for p in sorted((Path(out_dir) / analyzer).rglob("*.json"))
-            if is_complete(out_dir, analyzer, str(p.relative_to(Path(out_dir) / analyzer).with_suffix("")))]
+            if is_complete(out_dir, analyzer, str(p.relative_to(Path(out_dir) / analyzer).with_suffix("")), config)]

@@ -138,7 +138,7 @@ def receptive_fields(codes: np.ndarray, theta: np.ndarray) -> np.ndarray:
     centre = np.mod(np.angle(z), TWO_PI)
     width = np.sqrt(-2 * np.log(np.clip(r, 1e-12, 1.0)))
     peak = theta[codes.argmax(0)]
-    return np.stack([centre, np.where(w > 0, width, np.nan), np.where(w > 0, peak, np.nan)])
+    return np.stack([np.where(w > 0, centre, np.nan), np.where(w > 0, width, np.nan), np.where(w > 0, peak, np.nan)])
 
 
 def manifold_metrics(x: np.ndarray, codes: np.ndarray, recon: np.ndarray, w_dec: np.ndarray, theta: np.ndarray,

@@ -126,3 +126,21 @@ def test_nonfinite_activations_raise_and_leave_no_file(setup, tmp_path):
     keep = ActivationCache(CacheSettings(tmp_path, batch_size=64, nonfinite="keep"))
     keep.ensure(ref, prompts, ["blocks.0.mlp.hook_post"], model_fn=lambda: broken)
     assert keep.open(ref, prompts, "blocks.0.mlp.hook_post").attrs["nonfinite"] > 0
+
+
+def test_float16_overflow_is_caught_and_small_sets_stay_small(setup, tmp_path):
+    import copy
+
+    from interp.errors import NonFiniteError
+
+    ref, model, prompts = setup
+    big = copy.deepcopy(model)
+    with torch.no_grad():
+        big.W_E.mul_(1e5)   # finite in float32, beyond float16's 65,504
+    cache = ActivationCache(CacheSettings(tmp_path, batch_size=64, storage_dtype="float16"))
+    with pytest.raises(NonFiniteError, match="float16"):
+        cache.ensure(ref, prompts, ["blocks.0.hook_resid_pre"], model_fn=lambda: big)
+    small = prompts.subset(slice(0, 5))
+    cache.ensure(ref, small, ["blocks.0.mlp.hook_post", "hook_embed"], model_fn=lambda: model)  # embed + block
+    path = cache.path(ref, small, "blocks.0.mlp.hook_post")
+    assert path.stat().st_size < 400_000   # one ~256 KiB chunk, not 1,024 rows

@@ -52,3 +52,13 @@ def test_train_command(tmp_path):
     assert r.exit_code == 0, r.output
     refs = load_manifest(tmp_path / "o" / "manifest.yaml").refs()
     assert {r.seed for r in refs} == {3} and max(r.step for r in refs) == 5
+
+
+def test_changed_settings_recompute_instead_of_reusing_stale_units(tiny_series_dir, tmp_path):
+    args = ["analyze", "--checkpoint-dir", str(tiny_series_dir), "--out", str(tmp_path), "-a", "neuron-stats",
+            "--quiet"]
+    assert "8 units run" in runner.invoke(app, args).output
+    r = runner.invoke(app, args + ["--set", "active_threshold=0.25"])
+    assert "8 units run, 0 already complete" in r.output
+    unit = json.loads((tmp_path / "neuron-stats" / "tiny" / "seed0" / "step20.json").read_text())
+    assert unit["config"]["active_threshold"] == 0.25

@@ -42,7 +42,9 @@ def stop_layer(hooks: Iterable[str], n_layers: int) -> int | None:
     for h in hooks:
         m = _LAYER.match(h)
         if not m:
-            return None if not h.startswith(("hook_embed", "hook_pos_embed")) else 0
+            if h.startswith(("hook_embed", "hook_pos_embed")):   # computed before block 0
+                continue
+            return None
         layers.append(int(m.group(1)))
     top = max(layers, default=-1) + 1
     return None if top >= n_layers else max(top, 1)
@@ -148,13 +150,15 @@ class ActivationCache:
 
         # dtype conversion and the finiteness count run in torch (multi-threaded, one pass each): in numpy they
         # cost more than the forward pass itself on small models (benchmarks/cache.py)
+        t = t.to(getattr(torch, self.s.storage_dtype))   # first: float16 storage overflows above 65,504
         n_bad = 0
-        if t.is_floating_point() and not torch.isfinite(t.sum()):   # a sum is finite iff every term is (barring
-            n_bad = int(t.numel() - torch.isfinite(t).sum())         # overflow, which the exact count sorts out)
+        if t.is_floating_point() and not torch.isfinite(t.float().sum()):  # a sum is finite iff every term is
+            n_bad = int(t.numel() - torch.isfinite(t).sum())                # (barring overflow: then count exactly)
         if n_bad and self.s.nonfinite == "raise":
             raise NonFiniteError(f"non-finite {'gradient' if grad else 'activation'} at hook {hook!r} of checkpoint "
-                                 f"{meta['checkpoint']}; pass nonfinite='keep' to store and count them")
-        arr = t.to(getattr(torch, self.s.storage_dtype)).cpu().numpy()
+                                 f"{meta['checkpoint']} (storage dtype {self.s.storage_dtype}); pass "
+                                 f"nonfinite='keep' to store and count them")
+        arr = t.cpu().numpy()
         w = writers.get((hook, grad))
         if w is None:
             dims = ("prompt", "pos") + tuple(f"dim{i}" for i in range(arr.ndim - 2))

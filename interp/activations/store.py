@@ -38,7 +38,8 @@ class HookWriter:
         self.tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}.{threading.get_ident()}")
         self._f = h5py.File(self.tmp, "w")
         self._ds = self._f.create_dataset(DATASET, shape=(0, *row_shape), maxshape=(None, *row_shape),
-                                          dtype=np.dtype(dtype), chunks=(chunk_rows, *row_shape))
+                                          dtype=np.dtype(dtype), chunks=(_chunk_rows(row_shape, dtype, chunk_rows),
+                                                                         *row_shape))
         self._ds.attrs["dims"] = list(dims)
         for k, v in attrs.items():
             self._ds.attrs[k] = v
@@ -67,6 +68,13 @@ class HookWriter:
             self._f.close()
         finally:
             self.tmp.unlink(missing_ok=True)
+
+
+def _chunk_rows(row_shape: tuple[int, ...], dtype: str, most: int) -> int:
+    """Rows per HDF5 chunk: at most ``most`` and about 256 KiB (HDF5 allocates whole chunks, so 1,024 rows of a wide
+    hook would reserve gigabytes for a ten-prompt set)."""
+    row_bytes = int(np.prod(row_shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    return max(1, min(most, (1 << 18) // max(row_bytes, 1)))
 
 
 def is_complete(path: Path) -> bool:

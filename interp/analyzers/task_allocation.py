@@ -19,7 +19,9 @@ Per checkpoint, for every task in the prompt set and every MLP neuron (all layer
   "typical" value on text that belongs to no task; all prompts when there are none), per position. The damage
   matrix ``D[i, j]`` is task j's loss increase when task i's set is ablated. For each task, single-neuron ablations
   of its ``check_neurons`` top neurons and as many seeded random others give the Spearman rank correlation between
-  attribution and damage (``ablation_rank_corr``): an allocation that does not predict damage is wrong.
+  attribution and damage (``ablation_rank_corr``): an allocation that does not predict damage is wrong. (The
+  attribution is SCIENCE.md's first-order estimate of *zero*-ablation; on ReLU neurons that rarely fire off-task the
+  background mean is near zero and the two agree, and the rank check measures how far they do.)
 
 The *rare* and *common* tasks are the least and most frequent tasks of the run's mixture; their headline scalars
 (``rare_task_accuracy``, ``rare_task_neuron_share``, ``rare_common_overlap``, ...) are in every unit's JSON.
@@ -114,6 +116,10 @@ class TaskAllocation(Analyzer):
 
     def needs(self, ref) -> Needs:
         return Needs(grad_hooks=mlp_hooks(ref), scope=Scope.CHECKPOINT, model=True)
+
+    def select(self, refs: list) -> list:
+        """Runs with tasks in their mixture (a token-file series has no task labels to allocate)."""
+        return [r for r in refs if r.mixture_spec is not None and r.mixture_spec.tasks]
 
     def run(self, unit: Unit, ctx) -> TaskAllocationResult:
         (ref,) = unit.refs
@@ -242,7 +248,7 @@ def ablation_losses(model, prompts: PromptSet, variants: list[dict[int, np.ndarr
         def patch(act, hook, mask=mask, mean=mean):
             b, pos, _ = act.shape
             act = act.view(n_var, b // n_var, pos, -1)
-            return torch.where(mask[:, None, None, :], mean[None, None, :pos], act).view(b, pos, -1)
+            return torch.where(mask[:, None, None, :], mean[None, None, :pos].to(act.dtype), act).view(b, pos, -1)
 
         hooks.append((f"blocks.{layer}.mlp.hook_post", patch))
     per_chunk = max(1, batch_size // n_var)

@@ -16,7 +16,9 @@ Per neuron of seed a:
 - ``matched_corr[a, b]``: its correlation with its partner under a one-to-one matching of the two seeds' neurons
   (Hungarian algorithm, scipy, within each layer), a second view that forbids many neurons sharing one best match.
 
-Memory is O(units^2) per seed pair (the float64 cross sums), independent of the number of tokens.
+Memory is O(units^2) per seed pair (the float64 cross sums, and a float32 copy of every pair's correlation kept for
+the matching), independent of the number of tokens. At GPT-2-small width (36,864 units) that is ~11 GB per pair:
+run such models layer by layer (future work: per-layer-pair accumulation).
 
 Numerics: ``StreamingCorrelation`` shifts each chunk by the first chunk's means and multiplies float32 blocks of
 1,024 rows into float64 sums, so neurons with a large mean against their spread stay accurate (raw-moment sums
