@@ -152,7 +152,7 @@ class ActivationCache:
         # cost more than the forward pass itself on small models (benchmarks/cache.py)
         t = t.to(getattr(torch, self.s.storage_dtype))   # first: float16 storage overflows above 65,504
         n_bad = 0
-        if t.is_floating_point() and not torch.isfinite(t.float().sum()):  # a sum is finite iff every term is
+        if t.is_floating_point() and not torch.isfinite(t.sum(dtype=torch.float32)):  # finite iff every term is
             n_bad = int(t.numel() - torch.isfinite(t).sum())                # (barring overflow: then count exactly)
         if n_bad and self.s.nonfinite == "raise":
             raise NonFiniteError(f"non-finite {'gradient' if grad else 'activation'} at hook {hook!r} of checkpoint "
@@ -167,7 +167,7 @@ class ActivationCache:
             attrs = {**meta, "hook": hook, "grad": grad, "json": json.dumps(meta)}
             w = writers[(hook, grad)] = HookWriter(hook_file(self.s.root, cache_key(
                 meta["checkpoint"], meta["sha256"] or None, meta["prompts"], meta["processing"]), hook, grad),
-                arr.shape[1:], dims, attrs, dtype=self.s.storage_dtype)
+                arr.shape[1:], dims, attrs, dtype=self.s.storage_dtype, expected_rows=meta["n_prompts"])
         w.append(arr, nonfinite=n_bad)
 
     def open(self, ref: CheckpointRef, prompts: PromptSet, hook: str, grad: bool = False) -> HookArray:
