@@ -144,13 +144,14 @@ def analyze(source: str | Path | Series | None = None, analyzers: list[str] | No
     report = AnalysisReport(options.out_dir)
     from interp.loading import SLOT
 
+    stages = plan(series, instances, options)
     try:
-        for stage, desc in zip(plan(series, instances, options), ("checkpoints", "seed groups")):
+        for stage, desc in zip(stages, ("checkpoints", "seed groups")):
             ran = executor.map(run_job, stage, desc=desc)
             report.ran += sum(ran)
     finally:
         SLOT.clear()
-    report.skipped = sum(len(j.analyzers) for stage in plan(series, instances, options) for j in stage) - report.ran
+    report.skipped = sum(len(j.analyzers) for stage in stages for j in stage) - report.ran
     for a in instances:
         results = load_results(options.out_dir, a.name, a.config_dict())
         summary = a.summarize(results, options.out_dir / a.name) if results else {}

@@ -114,12 +114,16 @@ class PromptSet:
         return int(self.tokens.shape[0])
 
     def digest(self) -> str:
-        """Content hash: the cache key of anything computed on these prompts."""
+        """Content hash: the cache key of anything computed on these prompts. Computed once per (immutable) set:
+        every cache lookup asks for it, and hashing scales with the number of tokens."""
+        if "_digest" in self.__dict__:
+            return self.__dict__["_digest"]
         h = hashlib.sha256()
         for a in (self.tokens, self.task_id, self.loss_mask):
             h.update(np.ascontiguousarray(a).tobytes())
         h.update(json.dumps(self.task_names).encode())
-        return h.hexdigest()[:16]
+        object.__setattr__(self, "_digest", h.hexdigest()[:16])
+        return self.__dict__["_digest"]
 
     def subset(self, idx: np.ndarray | slice) -> PromptSet:
         return PromptSet(self.tokens[idx], self.task_id[idx], self.loss_mask[idx], self.task_names)

@@ -12,8 +12,16 @@ neuron's mean is large against its spread (shared/FIELD-NOTES.md measured errors
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from jaxtyping import Float
+
+
+def cosine_matrix(v: np.ndarray) -> np.ndarray:
+    """[row, row] cosines between the rows of v (a zero row has cosine 0 with everything)."""
+    n = np.linalg.norm(v, axis=1)
+    u = v / np.where(n > 0, n, 1)[:, None]
+    return u @ u.T
 
 
 class RunningMoments:

@@ -145,10 +145,6 @@ def by_run_step(results: list[Result]) -> dict[str, dict[int, list[Result]]]:
     return {run: dict(sorted(steps.items())) for run, steps in sorted(out.items())}
 
 
-def mean_over(results: list[Result], key: str) -> float:
-    return float(np.mean([r.scalars[key] for r in results]))
-
-
 def _coerce(value: Any, default: Any, key: str, analyzer: str) -> Any:
     if isinstance(default, tuple) and isinstance(value, list):   # a config read back from JSON
         return tuple(value)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from interp.activations.stats import cosine_matrix
 from interp.analyzers.base import Analyzer, Needs, Result, Scope, Unit
 from interp.report.series import curve, summarize_scalars
 
@@ -46,13 +47,6 @@ class GradInterferenceResult(Result):
     @property
     def tasks(self) -> list[str]:
         return list(self.scalars["tasks"])
-
-
-def cosine_matrix(g: np.ndarray) -> np.ndarray:
-    """[task, task] cosines of the rows of g (a zero row gives 0)."""
-    n = np.linalg.norm(g, axis=1)
-    u = g / np.where(n > 0, n, 1)[:, None]
-    return u @ u.T
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:

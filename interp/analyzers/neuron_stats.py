@@ -106,21 +106,17 @@ def weight_stats(model) -> dict[str, "torch.Tensor"]:
 
 
 def summarize_series(results: list[Result], out_dir) -> dict:
-    """Per run and step (mean over seeds): median kurtosis, activation frequency, dead fraction; two figures."""
+    """Per run and step (mean and spread over seeds): median kurtosis, activation frequency, dead fraction; figures."""
     from pathlib import Path
 
-    from interp.analyzers.base import by_run_step, mean_over
     from interp.report.plots import lines_by_run
+    from interp.report.series import curve, summarize_scalars
 
-    grouped = by_run_step(results)
-    per_run = {run: {str(step): {k: mean_over(rs, k) for k in ("median_kurtosis", "mean_act_freq", "dead_fraction")}
-                     for step, rs in steps.items()} for run, steps in grouped.items()}
-    figures = []
-    for key, label in (("median_kurtosis", "median kurtosis of pre-activations"),
-                       ("dead_fraction", "fraction of never-active neurons")):
-        series = {run: ([int(s) for s in d], [v[key] for v in d.values()]) for run, d in per_run.items()}
-        figures.append(str(lines_by_run(series, label + " (mean over seeds)", key, Path(out_dir) / f"{key}.png")))
-    headline = {f"{run} median kurtosis @ last step": round(list(d.values())[-1]["median_kurtosis"], 3)
-                for run, d in per_run.items()}
-    return {"headline": headline, "per_run": per_run, "figures": figures}
-
+    out = summarize_scalars(results, ("median_kurtosis", "mean_act_freq", "dead_fraction"))
+    out["figures"] = [str(lines_by_run(curve(out["per_run"], key), label + " (mean over seeds)", key,
+                                       Path(out_dir) / f"{key}.png"))
+                      for key, label in (("median_kurtosis", "median kurtosis of pre-activations"),
+                                         ("dead_fraction", "fraction of never-active neurons"))]
+    out["headline"] = {f"{run} median kurtosis @ last step": round(d[max(d, key=int)]["median_kurtosis"]["mean"], 3)
+                       for run, d in out["per_run"].items()}
+    return out

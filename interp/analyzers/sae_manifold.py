@@ -59,12 +59,11 @@ class SAEManifold(Analyzer):
     def select(self, refs: list) -> list:
         """Modular-addition runs only; their last step per seed unless ``steps='all'``."""
         from interp.errors import ConfigError
+        from interp.sae_fit import SAESpec
 
         if self.config.steps not in ("last", "all"):
             raise ConfigError(f"sae-manifold: steps must be 'last' or 'all', got {self.config.steps!r}")
-        for s in self.config.saes:
-            from interp.sae_fit import SAESpec
-
+        for s in self.config.saes:   # a bad spec fails here, before any activation is cached
             SAESpec.parse(s)
         refs = [r for r in refs if modadd_task(r.mixture_spec) is not None]
         if self.config.steps == "all":

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from interp.activations.stats import cosine_matrix
 from interp.analyzers.base import Analyzer, Needs, Result, Scope, Unit, mlp_hooks
 from interp.report.series import summarize_scalars
 from interp.tasks import LABEL_POS
@@ -94,12 +95,6 @@ def jaccard(masks: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
-def cosine(a: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(a, axis=1)
-    safe = np.where(n > 0, n, 1)
-    return (a / safe[:, None]) @ (a / safe[:, None]).T
-
-
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
     from scipy.stats import spearmanr
 
@@ -144,9 +139,10 @@ class TaskAllocation(Analyzer):
         result = self.new_result(unit)
         result.add("attribution", attr, ("task", "layer", "neuron"))
         result.add("neuron_set", sets.reshape(attr.shape), ("task", "layer", "neuron"))
-        result.add("jaccard", jaccard(sets), ("task", "task_other"))
-        result.add("core_jaccard", jaccard(core), ("task", "task_other"))
-        result.add("cosine", cosine(flat), ("task", "task_other"))
+        jac, core_jac, cos = jaccard(sets), jaccard(core), cosine_matrix(flat)
+        result.add("jaccard", jac, ("task", "task_other"))
+        result.add("core_jaccard", core_jac, ("task", "task_other"))
+        result.add("cosine", cos, ("task", "task_other"))
         result.add("ablation_damage", damage, ("task_ablated", "task_measured"))
         result.add("loss", loss, ("task",))
         result.add("accuracy", acc, ("task",))
@@ -160,8 +156,8 @@ class TaskAllocation(Analyzer):
             s.update(rare_task=rare, common_task=common, rare_task_accuracy=float(acc[r]),
                      common_task_accuracy=float(acc[c]), rare_task_neuron_share=float(share[r]),
                      common_task_neuron_share=float(share[c]),
-                     rare_common_overlap=float(jaccard(core[[r, c]])[0, 1]),
-                     rare_common_overlap_90=float(jaccard(sets)[r, c]), rare_common_cosine=float(cosine(flat)[r, c]),
+                     rare_common_overlap=float(core_jac[r, c]), rare_common_overlap_90=float(jac[r, c]),
+                     rare_common_cosine=float(cos[r, c]),
                      rare_core_in_common_core=float((core[r] & core[c]).sum() / max(core[r].sum(), 1)))
         return result
 
