@@ -49,6 +49,12 @@ class RunOptions:
     progress: bool = True
     allow_pickle: bool = False
 
+    def __post_init__(self):
+        # callers from Python pass strings; every use below joins paths
+        object.__setattr__(self, "out_dir", Path(self.out_dir))
+        if self.cache_dir is not None:
+            object.__setattr__(self, "cache_dir", Path(self.cache_dir))
+
 
 @dataclass
 class AnalysisReport:

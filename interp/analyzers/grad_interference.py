@@ -18,6 +18,16 @@ Per checkpoint, with the run's tasks plus ``background`` as a pseudo-task:
   over all parameters, where the shared unembedding bias dominates at initialisation. ``rare_nt_cosine_mean`` /
   ``_std`` are those of the rarest task.
 
+- ``rare_task_interference_ratio``: the largest ``|interference[j, rare]| / |interference[rare, rare]|`` over the
+  other tasks j (background reported apart as ``rare_background_interference_ratio``): how much a step on another
+  task moves the rare loss, per unit of what a step on the rare task itself does. Unlike the cosines it carries
+  the gradients' sizes, so it falls once a competing task saturates (its gradient vanishes) even where the
+  directions stay as aligned as before; on the bundled series that, not the cosine, is what separates the widths.
+
+Log-spaced checkpoints put most of them in the first few percent of training, where every task's gradient is
+dominated by the shared output statistics being learned; the headline therefore gives, beside the plain mean over
+checkpoints, the *step-weighted* mean (trapezoid over training steps), which estimates the average over training.
+
 ``exclude``: parameter names to leave out (exact names; e.g. ``unembed.b_U``, which every task's softmax touches).
 """
 
@@ -159,15 +169,17 @@ class GradInterference(Analyzer):
             if np.linalg.norm(actual) > 1e-10:   # a converged model's losses barely move: no ratio to report
                 s["first_order_rel_error"] = float(np.linalg.norm(predicted - actual) / np.linalg.norm(actual))
         spec = ref.mixture_spec
+        rare = min(spec.tasks, key=lambda t: t.frequency).name if spec is not None and len(spec.tasks) else None
+        if rare in names and len(names) > 1:
+            s.update(rare_task=rare, **self._rare_ratios(predicted, names, rare))
         if spec is not None and spec.n_background and len(spec.tasks):
             split = self._batch_split(model, spec, space, {n: g[i] for i, n in enumerate(names)},
                                       {n: space.neuron_index(top[i]) for i, n in enumerate(names)})
             for key, arr in split.items():
                 result.add(key, arr, ("task", "batch"))
             s["split_tasks"] = [t.name for t in spec.tasks]
-            rare = min(spec.tasks, key=lambda t: t.frequency).name
             r = s["split_tasks"].index(rare)
-            s.update(rare_task=rare, rare_nt_cosine_mean=float(split["cos_nt"][r].mean()),
+            s.update(rare_nt_cosine_mean=float(split["cos_nt"][r].mean()),
                      rare_nt_cosine_std=float(split["cos_nt"][r].std()),
                      rare_t_cosine_mean=float(split["cos_t"][r].mean()),
                      rare_g_cosine_mean=float(split["cos_g"][r].mean()),
@@ -175,6 +187,22 @@ class GradInterference(Analyzer):
             if "background" in names and rare in names:
                 s["rare_background_cosine"] = float(cos[names.index(rare), names.index("background")])
         return result
+
+    @staticmethod
+    def _rare_ratios(predicted: np.ndarray, names: list[str], rare: str) -> dict[str, float]:
+        """|interference[j, rare]| / |interference[rare, rare]|: the strongest other task's, and background's."""
+        r = names.index(rare)
+        own = abs(predicted[r, r])
+        if own == 0:
+            return {}
+        rel = np.abs(predicted[:, r]) / own
+        out = {}
+        others = [j for j, n in enumerate(names) if j != r and n != "background"]
+        if others:
+            out["rare_task_interference_ratio"] = float(rel[others].max())
+        if "background" in names:
+            out["rare_background_interference_ratio"] = float(rel[names.index("background")])
+        return out
 
     def _true_change(self, model, prompts, groups, g, space) -> np.ndarray:
         """Loss change of every task after one SGD step of size lr on each task, in float64 (a copy)."""
@@ -235,8 +263,9 @@ class GradInterference(Analyzer):
 
         out_dir = Path(out_dir)
         out = summarize_scalars(results, ("rare_nt_cosine_mean", "rare_nt_cosine_std", "rare_t_cosine_mean",
-                                          "rare_nt_cosine_all_params_mean",
-                                          "rare_g_cosine_mean", "rare_background_cosine", "first_order_rel_error"))
+                                          "rare_nt_cosine_all_params_mean", "rare_g_cosine_mean",
+                                          "rare_background_cosine", "rare_task_interference_ratio",
+                                          "rare_background_interference_ratio", "first_order_rel_error"))
         figures = []
         nt = curve(out["per_run"], "rare_nt_cosine_mean")
         if nt:
@@ -248,10 +277,37 @@ class GradInterference(Analyzer):
             figures.append(heatmap(np.mean([r.arrays["interference"] for r in last], 0), tasks, tasks,
                                    f"{run}: -lr <g_row, g_col> at step {max(steps)} (loss change of column task)",
                                    out_dir / f"interference_{run}.png", cmap="coolwarm", fmt="{:.1e}"))
+        ratio = curve(out["per_run"], "rare_task_interference_ratio")
+        if ratio:
+            figures.append(lines_by_run(ratio, "other task's step on the rare loss, per unit of the rare task's own",
+                                        "|interference[j, rare]| / |interference[rare, rare]|",
+                                        out_dir / "rare_task_interference_ratio.png"))
         out["figures"] = [str(f) for f in figures]
-        out["headline"] = {f"{run} mean |cos(g_nt, g_rare)| over steps":
-                           round(float(np.mean([abs(row["rare_nt_cosine_mean"]["mean"]) for row in d.values()
-                                                if "rare_nt_cosine_mean" in row])), 4)
-                           for run, d in out["per_run"].items()
-                           if any("rare_nt_cosine_mean" in row for row in d.values())}
+        out["headline"] = {}
+        for key, label in (("rare_nt_cosine_mean", "|cos(g_nt, g_rare)|"),
+                           ("rare_task_interference_ratio", "rare-task interference ratio")):
+            for run, (steps, values) in abs_curve(out["per_run"], key).items():
+                out["headline"][f"{run} {label}: mean over checkpoints / step-weighted"] = (
+                    round(float(np.mean(values)), 4), round(step_weighted_mean(steps, values), 4))
         return out
+
+
+def abs_curve(per_run: dict, key: str) -> dict[str, tuple[list[int], list[float]]]:
+    """{run: (steps, mean over seeds of |value|)}: signed values of different seeds must not cancel."""
+    out = {}
+    for run, steps in per_run.items():
+        pts = sorted((int(st), float(np.mean(np.abs(list(row[key]["per_seed"].values())))))
+                     for st, row in steps.items() if key in row)
+        if pts:
+            out[run] = ([p[0] for p in pts], [p[1] for p in pts])
+    return out
+
+
+def step_weighted_mean(steps, values) -> float:
+    """Trapezoid average of ``values`` over training steps: log-spaced checkpoints weighted by the span they cover."""
+    steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+    if len(steps) < 2 or steps[-1] == steps[0]:
+        return float(values.mean())
+    order = np.argsort(steps)
+    steps, values = steps[order], values[order]
+    return float(np.sum((values[1:] + values[:-1]) / 2 * np.diff(steps)) / (steps[-1] - steps[0]))
