@@ -36,12 +36,7 @@ class PromptSource:
         if self.fixed is not None:
             return self.fixed
         if self.tokens_file is not None:
-            toks = np.load(self.tokens_file)
-            if toks.ndim != 2 or toks.dtype.kind not in "iu":
-                raise ConfigError(f"{self.tokens_file}: expected a 2-D integer array [prompt, pos], got "
-                                  f"{toks.dtype} {toks.shape}")
-            n = toks.shape[0]
-            return PromptSet(toks.astype(np.int64), np.full(n, -1), np.ones((n, toks.shape[1] - 1), bool), ())
+            return token_file_prompts(Path(self.tokens_file))
         spec = ref.mixture_spec
         if spec is None:
             raise ConfigError(f"run {ref.run!r} has no task mixture in its manifest; pass a token file "
@@ -55,6 +50,23 @@ class PromptSource:
         return PromptSet.concat([PromptSet(p.tokens, p.task_id, p.loss_mask, names) for p in parts])
 
 
+def token_file_prompts(path: Path) -> PromptSet:
+    """A user's token file as prompts, without reading it into memory: the tokens stay a read-only memory map (each
+    consumer reads its batch's rows and widens them to int64 itself) and every prediction is scored through a
+    broadcast view, so a 1e8-token file costs its page cache, not its size in RAM."""
+    if not path.exists():
+        raise ConfigError(f"token file {path} does not exist")
+    try:
+        toks = np.load(path, mmap_mode="r")
+    except ValueError as e:   # e.g. an object array, which cannot be memory-mapped
+        raise ConfigError(f"{path}: not a plain .npy array ({e})") from None
+    if toks.ndim != 2 or toks.dtype.kind not in "iu" or toks.shape[1] < 2:
+        raise ConfigError(f"{path}: expected a 2-D integer array [prompt, pos] with pos >= 2, got "
+                          f"{toks.dtype} {toks.shape}")
+    n = toks.shape[0]
+    return PromptSet(toks, np.full(n, -1, dtype=np.int32), np.broadcast_to(np.True_, (n, toks.shape[1] - 1)), ())
+
+
 class Context:
     """What a job sees. Models come from the process's single ``ModelSlot``: asking for another checkpoint's model
     replaces the current one (in place when the architecture is the same), so a process never holds two. Analyzers
@@ -65,6 +77,11 @@ class Context:
         self.cache, self.device, self.prompt_source, self.allow_pickle = cache, device, prompts, allow_pickle
         self._prompts: dict[str, PromptSet] = {}
         self.models_loaded = 0
+
+    @property
+    def batch_size(self) -> int:
+        """Prompts per forward pass (``RunOptions.batch_size``), for analyzers that run the model themselves."""
+        return self.cache.s.batch_size
 
     def prompts(self, ref: CheckpointRef) -> PromptSet:
         key = f"{ref.run}"

@@ -9,6 +9,19 @@ from jaxtyping import Bool, Float, Int
 from interp.tasks import LABEL_POS
 
 
+def batch_tensor(rows, device) -> torch.Tensor:
+    """Rows of a prompt array on ``device``. They may be a slice of a memory-mapped token file or of a broadcast
+    loss mask: only these rows are read (and copied when read-only or strided, which torch cannot wrap)."""
+    import numpy as np
+
+    return torch.as_tensor(np.require(rows, requirements=["C", "W"]), device=device)
+
+
+def token_tensor(rows, device) -> Int[torch.Tensor, "batch pos"]:
+    """Token rows as int64 (a token file keeps its own, often narrower, dtype on disk)."""
+    return batch_tensor(rows, device).long()
+
+
 def masked_next_token_loss(
     logits: Float[torch.Tensor, "batch pos vocab"],
     tokens: Int[torch.Tensor, "batch pos"],

@@ -102,7 +102,8 @@ class MixtureSpec:
 
 @dataclass(frozen=True)
 class PromptSet:
-    """Prompts with their labels. ``tokens``: [prompt, pos] int64; ``task_id``: [prompt] index into ``task_names``
+    """Prompts with their labels. ``tokens``: [prompt, pos] integers (int64 from a task mixture; a token file's own
+    dtype, memory-mapped: consumers widen each batch); ``task_id``: [prompt] index into ``task_names``
     (-1 = background); ``loss_mask``: [prompt, pos-1] which next-token predictions are scored."""
 
     tokens: np.ndarray
@@ -120,7 +121,11 @@ class PromptSet:
             return self.__dict__["_digest"]
         h = hashlib.sha256()
         for a in (self.tokens, self.task_id, self.loss_mask):
-            h.update(np.ascontiguousarray(a).tobytes())
+            # in row blocks: a memory-mapped token file or a broadcast mask is never materialised whole (the bytes
+            # hashed, and so the digest, are the same as hashing the array in one piece)
+            rows = max(1, (1 << 24) // max(1, a[:1].nbytes))
+            for i in range(0, max(len(a), 1), rows):
+                h.update(np.ascontiguousarray(a[i:i + rows]).tobytes())
         h.update(json.dumps(self.task_names).encode())
         object.__setattr__(self, "_digest", h.hexdigest()[:16])
         return self.__dict__["_digest"]

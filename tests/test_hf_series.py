@@ -6,6 +6,7 @@ import torch
 from typer.testing import CliRunner
 
 from interp.cli import app
+from interp.context import PromptSource
 from interp.manifest import discover
 from interp.results import load_results
 
@@ -49,3 +50,23 @@ def test_series_without_tasks_needs_a_token_file(hf_series, tmp_path):
     r = CliRunner().invoke(app, ["analyze", "--checkpoint-dir", str(hf_series), "-a", "neuron-stats",
                                  "--out", str(tmp_path), "--quiet"])
     assert r.exit_code == 2 and "--tokens" in r.output
+
+
+def test_universal_neurons_layer_by_layer_under_a_memory_budget(hf_series, tmp_path):
+    """A budget too small for both layers at once: one layer per pass over the cache, the same numbers."""
+    import interp
+
+    runs = {}
+    for name, budget in (("whole", 4.0), ("by_layer", 1e-9)):
+        out = tmp_path / name
+        interp.analyze(hf_series, ["universal-neurons"], {"universal-neurons": {"memory_gb": budget}},
+                       interp.RunOptions(out_dir=out, progress=False, device="cpu",
+                                         prompts=PromptSource(tokens_file=hf_series / "tokens.npy")))
+        runs[name] = {r.unit_id: r for r in load_results(out, "universal-neurons")}
+    assert runs["whole"].keys() == runs["by_layer"].keys() and len(runs["whole"]) == 2
+    for k, whole in runs["whole"].items():
+        by_layer = runs["by_layer"][k]
+        assert whole.scalars["layers_per_pass"] == 2 and by_layer.scalars["layers_per_pass"] == 1
+        for key in ("max_corr", "baseline_max", "matched_corr", "excess_corr"):
+            np.testing.assert_allclose(by_layer.arrays[key], whole.arrays[key], atol=1e-6)
+        np.testing.assert_array_equal(by_layer.arrays["best_match"], whole.arrays["best_match"])

@@ -4,8 +4,7 @@ import torch
 
 from interp.activations.cache import ActivationCache, CacheSettings
 from interp.analyzers.base import Unit
-from interp.analyzers.universal_neurons import (UniversalNeurons, cross_seed_correlations, excess, haar_rotation,
-                                                hungarian)
+from interp.analyzers.universal_neurons import UniversalNeurons, cross_seed_correlations, excess, haar_rotation
 from interp.context import Context, PromptSource
 from interp.loading import SLOT, load_ref, save_checkpoint
 from interp.manifest import file_sha256
@@ -32,9 +31,44 @@ def test_streaming_equals_corrcoef_with_uneven_chunks():
                                   n_layers=2)
     ref = np.corrcoef(x.astype(np.float32).astype(np.float64), y.astype(np.float32).astype(np.float64),
                       rowvar=False)[:8, 8:]
-    np.testing.assert_allclose(out["corr"][0, 1], ref, atol=1e-6)
     np.testing.assert_allclose(out["max_corr"][0, 1], ref.max(1), atol=1e-6)
     np.testing.assert_allclose(out["max_corr"][1, 0], ref.max(0), atol=1e-6)
+    np.testing.assert_array_equal(out["best_match"][0, 1], ref.argmax(1))
+    np.testing.assert_array_equal(out["best_match"][1, 0], ref.argmax(0))
+
+
+def test_layer_by_layer_passes_equal_brute_force():
+    """Three seeds, three layers, one layer per pass (three reads of the chunks): every pair's maxima, best matches
+    (both directions), rotated baselines and per-layer matchings against float64 brute force."""
+    from itertools import permutations
+
+    rng = np.random.default_rng(5)
+    n_layers, d = 3, 4
+    z = rng.normal(size=(2000, 5))
+    xs = [np.abs(z @ rng.normal(size=(5, n_layers * d)) + rng.normal(size=(2000, n_layers * d))).astype(np.float32)
+          for _ in range(3)]
+    blocks = list(stream(xs, [600, 1, 1399]))
+    one = cross_seed_correlations(blocks, n_layers, seed=4, matching=True)
+    out = cross_seed_correlations(lambda: iter(blocks), n_layers, seed=4, matching=True, layers_per_pass=1)
+    for key in ("max_corr", "baseline_max", "matched_corr"):
+        np.testing.assert_allclose(out[key], one[key], atol=1e-6, equal_nan=True)
+    np.testing.assert_array_equal(out["best_match"], one["best_match"])
+    rot = np.random.default_rng(4)
+    rots = [[haar_rotation(d, rot) for _ in range(n_layers)] for _ in range(3)]   # the function's own draw order
+    for a, b in permutations(range(3), 2):
+        c = np.corrcoef(xs[a].astype(np.float64), xs[b].astype(np.float64), rowvar=False)[:12, 12:]
+        np.testing.assert_allclose(out["max_corr"][a, b], c.max(1), atol=1e-6)
+        np.testing.assert_array_equal(out["best_match"][a, b], c.argmax(1))
+        yb = np.concatenate([xs[b][:, l * d:(l + 1) * d].astype(np.float64) @ rots[b][l] for l in range(n_layers)], 1)
+        cb = np.corrcoef(xs[a].astype(np.float64), yb, rowvar=False)[:12, 12:]
+        np.testing.assert_allclose(out["baseline_max"][a, b], cb.max(1), atol=1e-5)
+        for l in range(n_layers):   # brute-force matching: the best of all 4! permutations
+            blk = c[l * d:(l + 1) * d, l * d:(l + 1) * d]
+            best = max(permutations(range(d)), key=lambda p: sum(blk[i, p[i]] for i in range(d)))
+            np.testing.assert_allclose(out["matched_corr"][a, b, l * d:(l + 1) * d],
+                                       [blk[i, best[i]] for i in range(d)], atol=1e-6)
+    with pytest.raises(ValueError, match="re-iterable"):
+        cross_seed_correlations(iter(blocks), n_layers, layers_per_pass=1)
 
 
 def test_rotated_copy_has_no_excess_correlation():

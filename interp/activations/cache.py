@@ -95,7 +95,7 @@ class ActivationCache:
         import torch
         from tqdm.auto import tqdm
 
-        from interp.metrics import masked_next_token_loss
+        from interp.metrics import batch_tensor, masked_next_token_loss, token_tensor
 
         writers: dict[tuple[str, bool], HookWriter] = {}
         store: dict[str, torch.Tensor] = {}
@@ -116,14 +116,14 @@ class ActivationCache:
             for start in tqdm(range(0, len(prompts), bs), desc=f"cache {meta['checkpoint']}",
                               disable=not self.progress or len(prompts) <= 20 * bs, leave=False):
                 part = prompts.subset(slice(start, start + bs))
-                toks = torch.as_tensor(part.tokens, device=self.device)
+                toks = token_tensor(part.tokens, self.device)
                 fwd = [(h, keep) for h in hooks]
                 if grad_hooks:
                     from interp.loading import deterministic
 
                     with torch.enable_grad(), deterministic():
                         logits = model.run_with_hooks(toks, fwd_hooks=fwd)
-                        loss = masked_next_token_loss(logits, toks, torch.as_tensor(part.loss_mask, device=self.device),
+                        loss = masked_next_token_loss(logits, toks, batch_tensor(part.loss_mask, self.device),
                                                       reduction="none")
                         loss.sum().backward()
                     model.zero_grad(set_to_none=True)

@@ -110,16 +110,42 @@ class GradientSpace:
         return np.concatenate(idx)
 
 
-def task_loss(model, tokens, mask, normaliser=None):
-    """Summed scored loss of the prompts divided by ``normaliser`` (default: their own token count)."""
+def _chunks(rows: np.ndarray, size: int):
+    for i in range(0, len(rows), size):
+        yield rows[i:i + size]
+
+
+def summed_loss(model, tokens, mask):
+    """Summed scored next-token loss of a batch of prompt rows (a torch scalar)."""
+    from interp.metrics import batch_tensor, masked_next_token_loss, token_tensor
+
+    device = next(model.parameters()).device
+    toks = token_tensor(tokens, device)
+    return masked_next_token_loss(model(toks), toks, batch_tensor(mask, device), reduction="none").sum()
+
+
+def scored_count(mask, rows: np.ndarray, chunk: int) -> int:
+    return sum(int(np.count_nonzero(mask[c])) for c in _chunks(rows, chunk))
+
+
+def task_grad(space: GradientSpace, model, prompts, rows: np.ndarray, chunk: int,
+              normaliser: float | None = None) -> np.ndarray:
+    """[param] gradient of the summed loss of prompts ``rows`` / ``normaliser`` (default: their scored-token count),
+    one backward per ``chunk`` prompts: a sum of chunk gradients, so memory is bounded by the chunk, not the task."""
+    normaliser = normaliser or max(1, scored_count(prompts.loss_mask, rows, chunk))
+    g = np.zeros(space.offsets[-1])
+    for c in _chunks(rows, chunk):
+        g += space.grad(summed_loss(model, prompts.tokens[c], prompts.loss_mask[c]) / normaliser)
+    return g
+
+
+def task_loss(model, prompts, rows: np.ndarray, chunk: int) -> float:
+    """Mean scored loss of prompts ``rows``, chunked (no graph is built)."""
     import torch
 
-    from interp.metrics import masked_next_token_loss
-
-    toks = torch.as_tensor(tokens, device=next(model.parameters()).device)
-    m = torch.as_tensor(mask, device=toks.device)
-    total = masked_next_token_loss(model(toks), toks, m, reduction="none").sum()
-    return total / (normaliser if normaliser is not None else m.sum().clamp_min(1))
+    with torch.inference_mode():
+        total = sum(float(summed_loss(model, prompts.tokens[c], prompts.loss_mask[c])) for c in _chunks(rows, chunk))
+    return total / max(1, scored_count(prompts.loss_mask, rows, chunk))
 
 
 class GradInterference(Analyzer):
@@ -143,13 +169,12 @@ class GradInterference(Analyzer):
         (ref,) = unit.refs
         model, prompts = ctx.model(ref), ctx.prompts(ref)
         space = GradientSpace(model, tuple(self.config.exclude))
-        groups = [(t, prompts.task_id == i) for i, t in enumerate(prompts.task_names)]
-        if (prompts.task_id < 0).any():
-            groups.append(("background", prompts.task_id < 0))
-        names = [n for n, sel in groups if sel.any()]
+        groups = [(t, np.flatnonzero(prompts.task_id == i)) for i, t in enumerate(prompts.task_names)]
+        groups.append(("background", np.flatnonzero(prompts.task_id < 0)))
+        groups = [(n, rows) for n, rows in groups if len(rows)]
+        names = [n for n, _ in groups]
         with torch.enable_grad():
-            g = np.stack([space.grad(task_loss(model, prompts.tokens[sel], prompts.loss_mask[sel]))
-                          for _, sel in groups if sel.any()])                                  # [task, param]
+            g = np.stack([task_grad(space, model, prompts, rows, ctx.batch_size) for _, rows in groups])  # [task, param]
         result = self.new_result(unit)
         cos = cosine_matrix(g)
         result.add("cosine", cos, ("task", "task_other"))
@@ -164,7 +189,7 @@ class GradInterference(Analyzer):
         s = result.scalars
         s.update(tasks=names, grad_norm=dict(zip(names, np.linalg.norm(g, axis=1).tolist())))
         if self.config.check_first_order:
-            actual = self._true_change(model, prompts, groups, g, space)
+            actual = self._true_change(model, prompts, [rows for _, rows in groups], g, space, ctx.batch_size)
             result.add("interference_actual", actual, ("task_update", "task_measured"))
             if np.linalg.norm(actual) > 1e-10:   # a converged model's losses barely move: no ratio to report
                 s["first_order_rel_error"] = float(np.linalg.norm(predicted - actual) / np.linalg.norm(actual))
@@ -174,7 +199,7 @@ class GradInterference(Analyzer):
             s.update(rare_task=rare, **self._rare_ratios(predicted, names, rare))
         if spec is not None and spec.n_background and len(spec.tasks):
             split = self._batch_split(model, spec, space, {n: g[i] for i, n in enumerate(names)},
-                                      {n: space.neuron_index(top[i]) for i, n in enumerate(names)})
+                                      {n: space.neuron_index(top[i]) for i, n in enumerate(names)}, ctx.batch_size)
             for key, arr in split.items():
                 result.add(key, arr, ("task", "batch"))
             s["split_tasks"] = [t.name for t in spec.tasks]
@@ -204,7 +229,7 @@ class GradInterference(Analyzer):
             out["rare_background_interference_ratio"] = float(rel[names.index("background")])
         return out
 
-    def _true_change(self, model, prompts, groups, g, space) -> np.ndarray:
+    def _true_change(self, model, prompts, groups: list[np.ndarray], g, space, chunk: int) -> np.ndarray:
         """Loss change of every task after one SGD step of size lr on each task, in float64 (a copy)."""
         import copy
 
@@ -212,21 +237,20 @@ class GradInterference(Analyzer):
 
         m = copy.deepcopy(model).double()
         params = [p for n, p in m.named_parameters() if n in space.names]
-        sels = [sel for _, sel in groups if sel.any()]
         with torch.inference_mode():
-            base = np.array([float(task_loss(m, prompts.tokens[s], prompts.loss_mask[s])) for s in sels])
-            out = np.zeros((len(sels), len(sels)))
+            base = np.array([task_loss(m, prompts, rows, chunk) for rows in groups])
+            out = np.zeros((len(groups), len(groups)))
             flat = [p.detach().clone() for p in params]
-            for j in range(len(sels)):
+            for j in range(len(groups)):
                 step = torch.as_tensor(g[j], dtype=torch.float64, device=params[0].device)
                 for p, p0, a, b in zip(params, flat, space.offsets[:-1], space.offsets[1:]):
                     p.copy_(p0 - self.config.lr * step[a:b].view_as(p0))
-                out[j] = [float(task_loss(m, prompts.tokens[s], prompts.loss_mask[s])) for s in sels] - base
+                out[j] = [task_loss(m, prompts, rows, chunk) for rows in groups] - base
         del m
         return out
 
     def _batch_split(self, model, spec, space, ref_grads: dict[str, np.ndarray],
-                     neuron_idx: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+                     neuron_idx: dict[str, np.ndarray], chunk: int) -> dict[str, np.ndarray]:
         """cos(g, g_r), cos(g_t, g_r), cos(g_nt, g_r) per task r and batch ([task, batch] each), on task r's task
         neurons' parameters, and ``cos_nt_all`` on all parameters."""
         import torch
@@ -240,9 +264,7 @@ class GradInterference(Analyzer):
             batch = stream.batch(b)
             n_tokens = float(batch.loss_mask.sum())
             with torch.enable_grad():
-                parts = [space.grad(task_loss(model, batch.tokens[batch.task_id == t],
-                                              batch.loss_mask[batch.task_id == t], n_tokens))
-                         if (batch.task_id == t).any() else np.zeros(space.offsets[-1])
+                parts = [task_grad(space, model, batch, np.flatnonzero(batch.task_id == t), chunk, n_tokens)
                          for t in range(-1, n_t)]                                  # background first, then tasks
             total = np.sum(parts, axis=0)
             for t, name in enumerate(stream.task_names):

@@ -16,9 +16,11 @@ Per neuron of seed a:
 - ``matched_corr[a, b]``: its correlation with its partner under a one-to-one matching of the two seeds' neurons
   (Hungarian algorithm, scipy, within each layer), a second view that forbids many neurons sharing one best match.
 
-Memory is O(units^2) per seed pair (the float64 cross sums, and a float32 copy of every pair's correlation kept for
-the matching), independent of the number of tokens. At GPT-2-small width (36,864 units) that is ~11 GB per pair:
-run such models layer by layer (future work: per-layer-pair accumulation).
+Memory is independent of the number of tokens, and bounded by ``memory_gb``: the float64 cross sums of every seed
+pair and of every rotated baseline take (3 pairs + 6 ordered pairs at 3 seeds) x rows x units x 8 bytes, so when all
+layers at once would exceed the budget the rows are taken a few layers per pass, each pass a fresh read of the
+cached activations (at GPT-2-small width, 36,864 units and 3 seeds, all at once would be ~98 GB; 4 GB allows one
+layer per pass, 12 passes). The tiny bundled models take one pass.
 
 Numerics: ``StreamingCorrelation`` shifts each chunk by the first chunk's means and multiplies float32 blocks of
 1,024 rows into float64 sums, so neurons with a large mean against their spread stay accurate (raw-moment sums
@@ -28,7 +30,8 @@ lose every digit there). Memory is independent of the number of tokens. A dead (
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +46,7 @@ class UniversalNeuronsConfig:
     chunk_rows: int = 2048     # prompts per chunk read from the cache
     seed: int = 0              # of the random rotations
     matching: bool = True      # also the one-to-one (Hungarian) matching
+    memory_gb: float = 4.0     # for the float64 cross sums (on the device): bounds the layers taken per pass
 
 
 class UniversalNeuronsResult(Result):
@@ -58,69 +62,85 @@ def haar_rotation(n: int, rng: np.random.Generator) -> np.ndarray:
     return q * np.sign(np.diag(r))[None, :]
 
 
-def cross_seed_correlations(chunks: Iterable[list[np.ndarray]], n_layers: int, seed: int = 0,
-                            device: str = "cpu") -> dict[str, np.ndarray]:
+def cross_seed_correlations(chunks: Callable[[], Iterable[list[np.ndarray]]] | Iterable[list[np.ndarray]],
+                            n_layers: int, seed: int = 0, device: str = "cpu", matching: bool = False,
+                            layers_per_pass: int | None = None) -> dict[str, np.ndarray]:
     """Streams chunks (one [token, layer * d_mlp] array per seed) into every seed pair's correlations.
 
-    Returns ``max_corr``, ``best_match``, ``baseline_max`` ([seed, other_seed, unit]; the diagonal is NaN / -1) and
-    ``corr`` ([seed, other_seed, unit, unit], for the matching)."""
+    ``chunks``: a re-iterable (a list, or a function returning a fresh iterator) when it takes more than one pass.
+    Each pass correlates the units of ``layers_per_pass`` layers of every seed (rows) with all units of every other
+    seed (columns), so the float64 sums take (pairs + ordered pairs) x rows x units x 8 bytes: default, every layer
+    in one pass. Row maxima are final after their pass; a pair's column maxima (the other direction) are running
+    maxima over passes, so each unordered pair is multiplied once.
+
+    Returns ``max_corr``, ``best_match``, ``baseline_max`` ([seed, other_seed, unit]; the diagonal is NaN / -1) and,
+    with ``matching``, ``matched_corr`` (see ``match_layer``)."""
     import torch
 
     from interp.activations.stats import StreamingCorrelation
 
-    it: Iterator[list[np.ndarray]] = iter(chunks)
+    def passes_over():
+        if callable(chunks):
+            return iter(chunks())
+        return iter(chunks)
+
+    if not callable(chunks) and iter(chunks) is chunks and layers_per_pass not in (None, n_layers):
+        raise ValueError("several passes need re-iterable chunks (a list, or a function returning an iterator)")
+    it = passes_over()
     first = next(it)
     n_seeds, n_units = len(first), first[0].shape[1]
     d = n_units // n_layers
+    step = layers_per_pass or n_layers
     rng = np.random.default_rng(seed)
     rot = [torch.as_tensor(np.stack([haar_rotation(d, rng) for _ in range(n_layers)]), dtype=torch.float32,
                            device=device) for _ in range(n_seeds)]                        # [layer, d, d] per seed
     pairs = [(a, b) for a in range(n_seeds) for b in range(n_seeds) if a < b]
-    real = {p: StreamingCorrelation() for p in pairs}
-    base = {(a, b): StreamingCorrelation() for a in range(n_seeds) for b in range(n_seeds) if a != b}
+    ordered = [(a, b) for a in range(n_seeds) for b in range(n_seeds) if a != b]
+    max_corr = np.full((n_seeds, n_seeds, n_units), np.nan)
+    baseline = np.full((n_seeds, n_seeds, n_units), np.nan)
+    best = np.full((n_seeds, n_seeds, n_units), -1, dtype=np.int64)
+    matched = np.full((n_seeds, n_seeds, n_units), np.nan)
+    for a, b in pairs:
+        max_corr[b, a] = -np.inf
 
     def rotate(x: torch.Tensor, s: int) -> torch.Tensor:
         return torch.einsum("tld,lde->tle", x.view(len(x), n_layers, d), rot[s]).reshape(len(x), n_units)
 
-    for block in [first, *it]:
-        xs = [torch.as_tensor(x, dtype=torch.float32, device=device) for x in block]
+    for l0 in range(0, n_layers, step):
+        rows = slice(l0 * d, min(n_layers, l0 + step) * d)
+        real = {p: StreamingCorrelation() for p in pairs}
+        base = {p: StreamingCorrelation() for p in ordered}
+        for block in (itertools.chain([first], it) if l0 == 0 else passes_over()):   # streamed, never listed
+            xs = [torch.as_tensor(x, dtype=torch.float32, device=device) for x in block]
+            for a, b in pairs:
+                real[(a, b)].update(xs[a][:, rows], xs[b])
+            rotated = [rotate(x, s) for s, x in enumerate(xs)]
+            for a, b in ordered:
+                base[(a, b)].update(xs[a][:, rows], rotated[b])
         for a, b in pairs:
-            real[(a, b)].update(xs[a], xs[b])
-        rotated = [rotate(x, s) for s, x in enumerate(xs)]
-        for a, b in base:
-            base[(a, b)].update(xs[a], rotated[b])
-
-    corr = np.full((n_seeds, n_seeds, n_units, n_units), np.nan, dtype=np.float32)
-    for a, b in pairs:
-        c = real[(a, b)].result().cpu().numpy()
-        corr[a, b], corr[b, a] = c, c.T
-    max_corr = np.full((n_seeds, n_seeds, n_units), np.nan)
-    baseline = np.full((n_seeds, n_seeds, n_units), np.nan)
-    best = np.full((n_seeds, n_seeds, n_units), -1, dtype=np.int64)
-    for a in range(n_seeds):
-        for b in range(n_seeds):
-            if a != b:
-                max_corr[a, b] = corr[a, b].max(1)
-                best[a, b] = corr[a, b].argmax(1)
-                baseline[a, b] = base[(a, b)].result().cpu().numpy().max(1)
-    return {"max_corr": max_corr, "best_match": best, "baseline_max": baseline, "corr": corr}
+            c = real.pop((a, b)).result().cpu().numpy()                                 # [rows, units]
+            max_corr[a, b, rows], best[a, b, rows] = c.max(1), c.argmax(1)
+            col, arg = c.max(0), c.argmax(0) + rows.start
+            better = col > max_corr[b, a]
+            max_corr[b, a, better], best[b, a, better] = col[better], arg[better]
+            for l in range(rows.start // d, rows.stop // d) if matching else ():
+                r, k, v = match_layer(c[l * d - rows.start:(l + 1) * d - rows.start, l * d:(l + 1) * d])
+                matched[a, b, l * d + r], matched[b, a, l * d + k] = v, v
+        for a, b in ordered:
+            baseline[a, b, rows] = base.pop((a, b)).result().cpu().numpy().max(1)
+    out = {"max_corr": max_corr, "best_match": best, "baseline_max": baseline}
+    if matching:
+        out["matched_corr"] = matched
+    return out
 
 
-def hungarian(corr: np.ndarray, n_layers: int) -> np.ndarray:
-    """[seed, other, unit]: each neuron's correlation with its one-to-one partner in the same layer of the other
-    seed (maximum total correlation; per layer, so the cost is O(d_mlp^3) per layer, feasible at GPT-2 widths)."""
+def match_layer(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One-to-one matching of one layer's neurons of two seeds, maximising total correlation (Hungarian algorithm,
+    scipy; O(d_mlp^3), feasible at GPT-2 widths): (rows, their partners, the partners' correlations)."""
     from scipy.optimize import linear_sum_assignment
 
-    n_seeds, _, n_units, _ = corr.shape
-    d = n_units // n_layers
-    out = np.full((n_seeds, n_seeds, n_units), np.nan)
-    for a in range(n_seeds):
-        for b in range(n_seeds):
-            for l in range(n_layers if a != b else 0):
-                block = corr[a, b, l * d:(l + 1) * d, l * d:(l + 1) * d]
-                rows, cols = linear_sum_assignment(-block)
-                out[a, b, l * d + rows] = block[rows, cols]
-    return out
+    r, k = linear_sum_assignment(-block)
+    return r, k, block[r, k]
 
 
 def excess(max_corr: np.ndarray, baseline: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -144,8 +164,12 @@ class UniversalNeurons(Analyzer):
         hooks = list(mlp_hooks(refs[0]))
         arrays = [[ctx.acts(r, h) for h in hooks] for r in refs]
         d_mlp = arrays[0][0].shape[-1]
-        out = cross_seed_correlations(self._chunks(arrays), n_layers, self.config.seed,
-                                      device=getattr(ctx, "device", "cpu"))
+        n_units, n = n_layers * d_mlp, len(refs)
+        bytes_per_layer = n * (n - 1) * 3 / 2 * d_mlp * n_units * 8        # pairs + ordered pairs, float64
+        layers_per_pass = int(max(1, min(n_layers, self.config.memory_gb * 2**30 // bytes_per_layer)))
+        out = cross_seed_correlations(lambda: self._chunks(arrays), n_layers, self.config.seed,
+                                      device=getattr(ctx, "device", "cpu"), matching=self.config.matching,
+                                      layers_per_pass=layers_per_pass)
         mean_corr, mean_base, exc = excess(out["max_corr"], out["baseline_max"])
         universal = exc > self.config.threshold
         shape4 = (len(refs), len(refs), n_layers, d_mlp)
@@ -154,8 +178,8 @@ class UniversalNeurons(Analyzer):
         result.add("baseline_max", out["baseline_max"].reshape(shape4), ("seed", "other_seed", "layer", "neuron"))
         result.add("best_match", out["best_match"].reshape(shape4), ("seed", "other_seed", "layer", "neuron"))
         if self.config.matching:
-            result.add("matched_corr", hungarian(out["corr"], n_layers).reshape(shape4), ("seed", "other_seed", "layer",
-                                                                                 "neuron"))
+            result.add("matched_corr", out["matched_corr"].reshape(shape4), ("seed", "other_seed", "layer", "neuron"))
+        result.scalars["layers_per_pass"] = layers_per_pass
         for name, arr in (("mean_corr", mean_corr), ("mean_baseline", mean_base), ("excess_corr", exc),
                           ("universal", universal)):
             result.add(name, arr.reshape(len(refs), n_layers, d_mlp), ("seed", "layer", "neuron"))
