@@ -62,6 +62,7 @@ class AnalysisReport:
     summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
     ran: int = 0
     skipped: int = 0
+    index: Path | None = None     # index.html: every analyzer's headline numbers and figures on one page
 
 
 @dataclass(frozen=True)
@@ -165,4 +166,7 @@ def analyze(source: str | Path | Series | None = None, analyzers: list[str] | No
         (options.out_dir / a.name).mkdir(parents=True, exist_ok=True)
         (options.out_dir / a.name / "summary.json").write_text(json.dumps(summary, indent=1))
         report.summaries[a.name] = summary
+    from interp.report.index import write_index
+
+    report.index = write_index(options.out_dir, report.summaries)
     return report

@@ -85,6 +85,8 @@ def analyze(
         typer.echo(f"\n{name}  ({summary.get('units', 0)} units)  -> {report.out_dir / name / 'summary.json'}")
         for k, v in (summary.get("headline") or {}).items():
             typer.echo(f"  {k:<40} {v}")
+    if report.index is not None:
+        typer.echo(f"\nall figures and headlines on one page: {report.index}")
 
 
 @app.command("list")

@@ -57,13 +57,25 @@ def sphere(n: int = 4096, d: int = 32, noise: float = 0.02, seed: int = 0) -> Ma
 GENERATORS = {"circle": circle, "helix": helix, "sphere": sphere}
 
 
-def key_frequencies(w_e_by_rank: np.ndarray, max_freqs: int = 3) -> tuple[list[int], np.ndarray]:
-    """Frequencies k in 1..(p-1)//2 whose embedding signal ``s_k = ||FFT over ranks of W_E[:, :] at k||`` exceeds
-    twice the mean (SCIENCE.md section 5), strongest first, at most ``max_freqs``; and the whole spectrum s."""
+def embedding_spectrum(w_e_by_rank: np.ndarray) -> np.ndarray:
+    """[frequency] ``s_k = ||FFT over ranks of W_E at k||_2`` for k = 1..(p-1)//2 (``s[k - 1]``), the rows of
+    ``w_e_by_rank`` [p, d] ordered by the operands' hidden rank, centred first (the mean row is frequency 0). For real
+    rows |F_k| = |F_{p-k}|, so frequency k stands for the pair (k, p - k): one circle."""
     p = len(w_e_by_rank)
     spec = np.fft.rfft(w_e_by_rank - w_e_by_rank.mean(0), axis=0)
-    s = np.linalg.norm(spec, axis=1)[1:(p - 1) // 2 + 1]                 # s[k - 1] for k = 1..(p-1)/2
-    keys = [int(k) + 1 for k in np.argsort(-s) if s[k] > 2 * s.mean()]
+    return np.linalg.norm(spec, axis=1)[1:(p - 1) // 2 + 1]
+
+
+def surviving(s: np.ndarray, factor: float = 2.0) -> np.ndarray:
+    """[frequency] bool: s_k above ``factor`` times the mean signal (SCIENCE.md section 5)."""
+    return s > factor * s.mean()
+
+
+def key_frequencies(w_e_by_rank: np.ndarray, max_freqs: int = 3) -> tuple[list[int], np.ndarray]:
+    """Surviving frequencies (``embedding_spectrum`` above twice its mean), strongest first, at most ``max_freqs``
+    (at least the strongest one); and the whole spectrum s."""
+    s = embedding_spectrum(w_e_by_rank)
+    keys = [int(k) + 1 for k in np.argsort(-s) if surviving(s)[k]]
     return keys[:max_freqs] or [int(np.argmax(s)) + 1], s
 
 

@@ -191,6 +191,11 @@ class Task:
         return PromptSet(rows, np.full(len(rows), self.index, dtype=np.int64), _label_only_mask(len(rows)), task_names)
 
 
+def find_task(spec: MixtureSpec | None, kind: str) -> TaskSpec | None:
+    """The mixture's first task of ``kind`` (None without one, or without a mixture)."""
+    return next((t for t in spec.tasks if t.kind == kind), None) if spec is not None else None
+
+
 def build_tasks(spec: MixtureSpec) -> dict[str, Task]:
     """Assign each task disjoint random tokens from the task region (ids >= n_background), in spec order."""
     rng = np.random.default_rng([spec.background_seed, 11])

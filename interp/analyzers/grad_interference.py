@@ -39,6 +39,7 @@ import numpy as np
 
 from interp.activations.stats import cosine_matrix
 from interp.analyzers.base import Analyzer, Needs, Result, Scope, Unit
+from interp.loading import deterministic
 from interp.report.series import curve, summarize_scalars
 
 
@@ -157,13 +158,8 @@ class GradInterference(Analyzer):
     def needs(self, ref) -> Needs:
         return Needs(scope=Scope.CHECKPOINT, model=True)
 
+    @deterministic()   # bit-reproducible backward passes (the embedding's scatter-add)
     def run(self, unit: Unit, ctx) -> GradInterferenceResult:
-        from interp.loading import deterministic
-
-        with deterministic():
-            return self._run(unit, ctx)
-
-    def _run(self, unit: Unit, ctx) -> GradInterferenceResult:
         import torch
 
         (ref,) = unit.refs

@@ -26,6 +26,9 @@ BUILTIN: dict[str, tuple[str, str]] = {
                           "per-task gradient cosines, first-order interference and the task/non-task batch split"),
     "sae-manifold": ("interp.analyzers.sae_manifold:SAEManifold",
                      "SAE fits to a modular-addition model's Fourier circles: subspace capture, tiling or dilution"),
+    "fourier-competition": ("interp.analyzers.fourier_competition:FourierCompetition",
+                            "Fourier circles of modular-addition embeddings over training: which survive, and were "
+                            "they fittest"),
 }
 
 ENTRY_POINT_GROUP = "interp.analyzers"

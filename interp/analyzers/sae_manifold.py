@@ -44,7 +44,9 @@ class SAEManifoldResult(Result):
 
 
 def modadd_task(spec):
-    return next((t for t in spec.tasks if t.kind == "modular_addition"), None) if spec is not None else None
+    from interp.tasks import find_task
+
+    return find_task(spec, "modular_addition")
 
 
 class SAEManifold(Analyzer):
