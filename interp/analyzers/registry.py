@@ -29,6 +29,8 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "fourier-competition": ("interp.analyzers.fourier_competition:FourierCompetition",
                             "Fourier circles of modular-addition embeddings over training: which survive, and were "
                             "they fittest"),
+    "stages": ("interp.analyzers.stages:Stages",
+               "per-task loss curves with their s-curve drops, and the local learning coefficient by SGLD"),
 }
 
 ENTRY_POINT_GROUP = "interp.analyzers"
