@@ -58,10 +58,11 @@ def s_curve_drops(steps, loss, rate_fraction: float = 0.02, min_fraction: float 
     return drops
 
 
-def rate_zero_crossings(steps, values, smooth: int = 1) -> list[float]:
+def rate_zero_crossings(steps, values, smooth: int = 1, min_rate_fraction: float = 0.05) -> list[float]:
     """Steps where ``d values / d log-step`` changes sign (after a centred moving average of ``2 * smooth + 1``
-    points over the rate): the stage boundaries of an LLC curve. Each crossing is placed at the geometric middle of
-    the two steps whose rates differ in sign."""
+    points over the rate): the stage boundaries of an LLC curve. Rates below ``min_rate_fraction`` of the largest
+    count as flat (no sign), so chain noise on a plateau makes no boundary. Each crossing is placed at the geometric
+    middle of the two steps whose rates differ in sign."""
     x, v = log_steps(steps), np.asarray(values, dtype=float)
     order = np.argsort(x)
     x, v = x[order], v[order]
@@ -72,6 +73,6 @@ def rate_zero_crossings(steps, values, smooth: int = 1) -> list[float]:
     if smooth and len(rate) > 2 * smooth:
         kernel = np.ones(2 * smooth + 1) / (2 * smooth + 1)
         rate = np.convolve(np.pad(rate, smooth, mode="edge"), kernel, mode="valid")
-    sign = np.sign(rate)
-    return [float(10 ** ((mid[i] + mid[i + 1]) / 2) - 1) for i in range(len(sign) - 1)
-            if sign[i] != 0 and sign[i + 1] != 0 and sign[i] != sign[i + 1]]
+    sign = np.where(np.abs(rate) >= min_rate_fraction * np.abs(rate).max(), np.sign(rate), 0)
+    nonflat = np.flatnonzero(sign)
+    return [float(10 ** ((mid[i] + mid[j]) / 2) - 1) for i, j in zip(nonflat, nonflat[1:]) if sign[i] != sign[j]]

@@ -34,3 +34,10 @@ def test_rate_zero_crossings_of_a_rise_and_fall():
     (b,) = rate_zero_crossings(steps, llc, smooth=0)
     assert 14 < b < 208
     assert rate_zero_crossings(steps, np.arange(8.0)) == []
+
+
+def test_noise_on_a_plateau_makes_no_boundary():
+    steps = [0, 1, 4, 14, 55, 208, 790, 3000]
+    llc = [3.3, 3.2, 3.5, 40, 200, 100, 6, 6.2]          # jitter at the start and the end, one real turn
+    (b,) = rate_zero_crossings(steps, llc, smooth=0)
+    assert 14 < b < 208                                  # the peak, at step 55
