@@ -3,7 +3,8 @@
 Per checkpoint, with the run's tasks plus ``background`` as a pseudo-task:
 
 - ``g_j``: the gradient of task j's mean loss over all its prompts, over all parameters (one backward per task,
-  the floor; FIELD-NOTES measured a per-task loop as fast as vmap);
+  the floor, FIELD-NOTES measured a per-task loop as fast as vmap; a task with more than ``--batch-size`` prompts
+  takes one backward per batch, summed, so memory is bounded by the batch and not by the task);
 - ``cosine[j, r] = cos(g_j, g_r)``; ``neuron_cosine[j, r]``: the same restricted to task r's *task neurons*, its
   top-``k_neurons`` first-layer MLP neurons by the norm of g_r over the neuron's parameters (W_in column, b_in,
   W_out row);
