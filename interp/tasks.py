@@ -130,6 +130,12 @@ class PromptSet:
         object.__setattr__(self, "_digest", h.hexdigest()[:16])
         return self.__dict__["_digest"]
 
+    def groups(self) -> list[tuple[str, np.ndarray]]:
+        """(name, prompt rows) of every task present, then ``background`` (task id -1) if present."""
+        out = [(t, np.flatnonzero(self.task_id == i)) for i, t in enumerate(self.task_names)]
+        out.append(("background", np.flatnonzero(self.task_id < 0)))
+        return [(n, rows) for n, rows in out if len(rows)]
+
     def subset(self, idx: np.ndarray | slice) -> PromptSet:
         return PromptSet(self.tokens[idx], self.task_id[idx], self.loss_mask[idx], self.task_names)
 

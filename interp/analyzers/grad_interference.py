@@ -166,9 +166,7 @@ class GradInterference(Analyzer):
         (ref,) = unit.refs
         model, prompts = ctx.model(ref), ctx.prompts(ref)
         space = GradientSpace(model, tuple(self.config.exclude))
-        groups = [(t, np.flatnonzero(prompts.task_id == i)) for i, t in enumerate(prompts.task_names)]
-        groups.append(("background", np.flatnonzero(prompts.task_id < 0)))
-        groups = [(n, rows) for n, rows in groups if len(rows)]
+        groups = prompts.groups()
         names = [n for n, _ in groups]
         with torch.enable_grad():
             g = np.stack([task_grad(space, model, prompts, rows, ctx.batch_size) for _, rows in groups])  # [task, param]

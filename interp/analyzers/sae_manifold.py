@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from interp.analyzers.base import Analyzer, Needs, Result, Scope, Unit
-from interp.tasks import LABEL_POS
+from interp.tasks import LABEL_POS, find_task
 
 
 @dataclass(frozen=True)
@@ -43,12 +43,6 @@ class SAEManifoldResult(Result):
         return list(self.scalars["fits"])
 
 
-def modadd_task(spec):
-    from interp.tasks import find_task
-
-    return find_task(spec, "modular_addition")
-
-
 class SAEManifold(Analyzer):
     name = "sae-manifold"
     description = "SAE fits to a modular-addition model's Fourier circles: subspace capture, tiling or dilution"
@@ -67,7 +61,7 @@ class SAEManifold(Analyzer):
             raise ConfigError(f"sae-manifold: steps must be 'last' or 'all', got {self.config.steps!r}")
         for s in self.config.saes:   # a bad spec fails here, before any activation is cached
             SAESpec.parse(s)
-        refs = [r for r in refs if modadd_task(r.mixture_spec) is not None]
+        refs = [r for r in refs if find_task(r.mixture_spec, "modular_addition") is not None]
         if self.config.steps == "all":
             return refs
         last = {}
@@ -84,7 +78,7 @@ class SAEManifold(Analyzer):
 
         (ref,) = unit.refs
         spec = ref.mixture_spec
-        task = build_tasks(spec)[modadd_task(spec).name]
+        task = build_tasks(spec)[find_task(spec, "modular_addition").name]
         prompts = ctx.prompts(ref)
         sel = prompts.task_id == prompts.task_names.index(task.name)
         acts = np.concatenate([c[:, LABEL_POS] for c in ctx.acts(ref, self.config.hook).chunks()])[sel]

@@ -48,16 +48,17 @@ class Stages(Analyzer):
 
     @deterministic()
     def run(self, unit: Unit, ctx) -> Result:
-        from interp.analyzers.grad_interference import summed_loss, task_loss
+        from interp.analyzers.grad_interference import scored_count, summed_loss, task_loss
 
         (ref,) = unit.refs
         model, prompts = ctx.model(ref), ctx.prompts(ref)
         result = self.new_result(unit)
-        groups = [(t, np.flatnonzero(prompts.task_id == i)) for i, t in enumerate(prompts.task_names)]
-        groups.append(("background", np.flatnonzero(prompts.task_id < 0)))
-        losses = {n: task_loss(model, prompts, rows, ctx.batch_size) for n, rows in groups if len(rows)}
+        groups = prompts.groups()
+        losses = {n: task_loss(model, prompts, rows, ctx.batch_size) for n, rows in groups}
+        counts = {n: scored_count(prompts.loss_mask, rows, ctx.batch_size) for n, rows in groups}
         result.scalars["loss"] = losses
-        result.scalars["loss_all"] = task_loss(model, prompts, np.arange(len(prompts)), ctx.batch_size)
+        # the groups partition the prompts: their token-weighted mean is the loss over all, without another pass
+        result.scalars["loss_all"] = sum(losses[n] * counts[n] for n in losses) / max(1, sum(counts.values()))
         if self.config.llc:
             from interp.llc import SGLDConfig, estimate_llc
 
@@ -82,12 +83,14 @@ class Stages(Analyzer):
         """The LLC is a property of the loss the checkpoint was trained on: every task's *train* split plus background
         sequences (a held-out split is not at a minimum, and SGLD would descend it, giving large negative values).
         Series without a mixture (a user's token file) use the evaluation prompts."""
-        spec = ref.mixture_spec
-        if spec is None:
+        if ref.mixture_spec is None:
             return evaluation
-        from interp.context import PromptSource
+        cache = self.__dict__.setdefault("_train_prompts_by_run", {})
+        if ref.run not in cache:   # a function of the run's mixture, the same for every checkpoint
+            from interp.context import PromptSource
 
-        return PromptSource(n_background=256, split="train", seed=self.config.seed).build(ref)
+            cache[ref.run] = PromptSource(n_background=256, split="train", seed=self.config.seed).build(ref)
+        return cache[ref.run]
 
     def summarize(self, results: list[Result], out_dir) -> dict:
         from pathlib import Path
