@@ -27,7 +27,7 @@ HOOK = "blocks.0.mlp.hook_post"
 
 
 def prompts_for(ref, n: int):
-    from interp.context import PromptSource
+    from interp.prompts import PromptSource
     from interp.tasks import PromptSet
 
     base = PromptSource(n_background=512).build(ref)

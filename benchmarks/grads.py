@@ -20,16 +20,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(batch_size: int) -> None:
-    from interp.activations.cache import ActivationCache, CacheSettings
+    from interp.activations.cache import CacheSettings
     from interp.analyzers.base import Unit
     from interp.analyzers.grad_interference import GradInterference, GradInterferenceConfig, summed_loss
     from interp.api import load_series
-    from interp.context import Context, PromptSource
+    from interp.context import Context, ContextSettings
+from interp.prompts import PromptSource
     from interp.tasks import MixtureStream
 
     ref = max(load_series(None).refs(run="wide", seed=0), key=lambda r: r.step)
     cfg = GradInterferenceConfig(check_first_order=False)
-    ctx = Context(ActivationCache(CacheSettings(Path("/tmp/interp-bench-grads"), batch_size=batch_size)), "cpu", PromptSource())
+    ctx = Context(ContextSettings(CacheSettings(Path("/tmp/interp-bench-grads"), batch_size=batch_size), "cpu", PromptSource()))
     analyzer = GradInterference(cfg)
     model, prompts = ctx.model(ref), ctx.prompts(ref)
     stream = MixtureStream(ref.mixture_spec, cfg.batch_size, cfg.seed)

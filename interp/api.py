@@ -1,24 +1,35 @@
-"""What the CLI and users call: ``load_series``, ``analyze``.
+"""What the CLI and users call: ``load_series``, ``analyze``, ``load_result``.
 
-``analyze`` plans (analyzer, unit) pairs, skips the complete ones, and runs the rest checkpoint by checkpoint: for
-each checkpoint it caches the union of every pending analyzer's hooks in one forward pass, runs the checkpoint-scope
-units, and releases the model; units over all seeds of a step run after their seeds are cached. Then each analyzer
-summarizes the whole series (headline numbers and figures).
+``analyze`` validates everything before computing anything (options, the manifest, every planned checkpoint's
+bytes against its sha256), plans (analyzer, unit) pairs, skips the ones already complete *for the same inputs*
+(checkpoint hash, full config, prompts, cache settings: the unit key), and runs the rest checkpoint by checkpoint:
+for each checkpoint it caches the union of every pending analyzer's hooks in one forward pass, runs the
+checkpoint-scope units, and moves on (the model slot holds one model); units over all seeds of a step run after
+their seeds are cached. Then each analyzer summarizes exactly the units of this run (headline numbers, figures).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from interp.activations.cache import ActivationCache, CacheSettings
+from interp import atomic
+from interp.activations.cache import CacheSettings
 from interp.analyzers import registry
 from interp.analyzers.base import Analyzer, Needs, Scope, Unit
-from interp.context import Context, PromptSource
+from interp.config import Options, option
+from interp.context import Context, ContextSettings
+from interp.errors import ConfigError, ManifestError, PromptError, suggest
 from interp.manifest import CheckpointRef, Series, discover, load_manifest
-from interp.results import is_complete, load_results, save_result
+from interp.prompts import PromptSource
+from interp.results import SCHEMA_VERSION, Result, is_complete, load_result as _load_result, save_result
+from interp.trust import Verifier
+
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 def bundled_manifest() -> Path:
@@ -27,33 +38,44 @@ def bundled_manifest() -> Path:
     return Path(__file__).resolve().parent / "data" / "bundled" / "manifest.yaml"
 
 
-def load_series(source: str | Path | Series | None = None) -> Series:
-    """A series from a manifest file, a checkpoint directory, or (None) the tiny series bundled with interp."""
+def load_series(source: str | Path | Series | None = None, allow_outside_paths: bool = False) -> Series:
+    """A series from a manifest file, a checkpoint directory, or (None) the tiny series bundled with interp.
+    Paths the manifest names must lie inside its folder unless ``allow_outside_paths``."""
     if isinstance(source, Series):
         return source
     if source is None:
         return load_manifest(bundled_manifest())
     p = Path(source)
-    return discover(p) if p.is_dir() else load_manifest(p)
+    return discover(p, allow_outside_paths) if p.is_dir() else load_manifest(p, allow_outside_paths)
 
 
 @dataclass(frozen=True)
-class RunOptions:
+class RunOptions(Options):
+    """How ``analyze`` runs (not what it computes: that is each analyzer's config)."""
+
     out_dir: Path = Path("interp-results")
-    device: str = "auto"
-    batch_size: int = 512
+    device: str = "auto"               # auto | cpu | cuda | cuda:N | mps
+    batch_size: int = option(512, ge=1)
     cache_dir: Path | None = None      # default: out_dir / "cache"
-    storage_dtype: str = "float32"
+    storage_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     prompts: PromptSource = PromptSource()
     runs: tuple[str, ...] | None = None
     progress: bool = True
-    allow_pickle: bool = False
+    allow_pickle: bool = False         # read pickle checkpoints (.pt, .bin), with torch's weights_only loader
+    nonfinite: Literal["raise", "keep"] = "raise"   # NaN/inf in weights or activations: stop, or keep and count
 
-    def __post_init__(self):
-        # callers from Python pass strings; every use below joins paths
-        object.__setattr__(self, "out_dir", Path(self.out_dir))
-        if self.cache_dir is not None:
-            object.__setattr__(self, "cache_dir", Path(self.cache_dir))
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not DEVICE.fullmatch(self.device):
+            raise ConfigError(f"RunOptions.device = {self.device!r}: must be auto, cpu, mps, cuda or cuda:N")
+
+    @property
+    def cache_root(self) -> Path:
+        return self.cache_dir or self.out_dir / "cache"
+
+    def context_settings(self, device: str) -> ContextSettings:
+        return ContextSettings(CacheSettings(self.cache_root, self.batch_size, self.storage_dtype, self.nonfinite),
+                               device, self.prompts, self.allow_pickle, self.progress)
 
 
 @dataclass
@@ -67,7 +89,7 @@ class AnalysisReport:
 
 @dataclass(frozen=True)
 class Job:
-    """A picklable unit of scheduling: some refs, and the analyzer units to run once they are cached."""
+    """A picklable unit of scheduling: some (verified) refs, and the analyzer units to run once they are cached."""
 
     refs: tuple[CheckpointRef, ...]
     analyzers: tuple[tuple[str, dict], ...]
@@ -75,41 +97,72 @@ class Job:
     options: RunOptions
 
 
+@dataclass(frozen=True)
+class UnitOutcome:
+    analyzer: str
+    unit_id: str
+    key: str
+    ran: bool
+
+
 def _instantiate(name: str, config: dict) -> Analyzer:
     cls = registry.get(name)
     return cls(cls.config_from(config))
 
 
-def run_job(job: Job) -> int:
-    """Cache what the job's analyzers need, then run and save every incomplete unit. Returns units run."""
+def unit_key(analyzer: Analyzer, refs: tuple[CheckpointRef, ...], ctx: Context) -> str:
+    """Everything a unit's result depends on. A stored result counts as complete only under the same key: other
+    weights (sha256), another config, other prompts, other cache settings or processing all recompute."""
+    s = ctx.settings
+    parts = {"schema": SCHEMA_VERSION, "analyzer": analyzer.name, "config": analyzer.config_dict(),
+             "checkpoints": [(r.id, r.sha256, r.processing.key()) for r in refs],
+             "prompts": ctx.prompts(refs[0]).digest(), "storage_dtype": s.cache.storage_dtype,
+             "nonfinite": s.cache.nonfinite}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def run_job(job: Job) -> list[UnitOutcome]:
+    """Cache what the job's analyzers need, then run and save every unit not complete under its key."""
     from interp.loading import resolve_device
 
     opts = job.options
-    device = resolve_device(opts.device)
-    cache = ActivationCache(CacheSettings(opts.cache_dir or opts.out_dir / "cache", opts.batch_size,
-                                          opts.storage_dtype), device=device, progress=opts.progress)
-    ctx = Context(cache, device, opts.prompts, opts.allow_pickle)
-    analyzers = [_instantiate(n, c) for n, c in job.analyzers]
-    pending = [(a, Unit(a.name, job.refs)) for a in analyzers]
-    pending = [(a, u) for a, u in pending if not is_complete(opts.out_dir, a.name, u.id, a.config_dict())]
-    if not pending:
-        return 0
-    if job.scope is Scope.SEEDS:
-        digests = {ctx.prompts(r).digest() for r in job.refs}
-        assert len(digests) == 1, f"prompts differ across seeds of {job.refs[0].run}"
+    ctx = Context.shared(opts.context_settings(resolve_device(opts.device)))
     for ref in job.refs:
-        needs = [a.needs(ref) for a, _ in pending]
-        ctx.ensure(ref, Needs(hooks=tuple(sorted({h for n in needs for h in n.hooks})),
-                              grad_hooks=tuple(sorted({h for n in needs for h in n.grad_hooks}))))
-    for analyzer, unit in pending:
-        save_result(analyzer.run(unit, ctx), opts.out_dir)
-    return len(pending)
+        ctx.prompts(ref)   # built and checked against the model (vocabulary, context) before any compute
+    if job.scope is Scope.SEEDS and len({ctx.prompts(r).digest() for r in job.refs}) != 1:
+        raise PromptError(f"the seeds of run {job.refs[0].run!r} at step {job.refs[0].step} were given different "
+                          f"prompts; a cross-seed analysis compares activations on identical prompts")
+    analyzers = [_instantiate(n, c) for n, c in job.analyzers]
+    units = [(a, Unit(a.name, job.refs), unit_key(a, job.refs, ctx)) for a in analyzers]
+    pending = [(a, u, k) for a, u, k in units if not is_complete(opts.out_dir, a.name, u.id, key=k)]
+    if pending:
+        for ref in job.refs:
+            needs = [a.needs(ref) for a, _, _ in pending]
+            ctx.ensure(ref, Needs(hooks=tuple(sorted({h for n in needs for h in n.hooks})),
+                                  grad_hooks=tuple(sorted({h for n in needs for h in n.grad_hooks}))))
+        for analyzer, unit, key in pending:
+            result = analyzer.run(unit, ctx)
+            result.provenance["unit_key"] = key
+            save_result(result, opts.out_dir)
+    ran = {id(u) for _, u, _ in pending}
+    return [UnitOutcome(a.name, u.id, k, id(u) in ran) for a, u, k in units]
 
 
-def plan(series: Series, analyzers: list[Analyzer], options: RunOptions) -> list[list[Job]]:
+def select_refs(series: Series, options: RunOptions) -> list[CheckpointRef]:
+    refs = series.refs()
+    if options.runs is not None:
+        known = sorted({r.run for r in refs})
+        unknown = [r for r in options.runs if r not in known]
+        if unknown:
+            raise ManifestError(f"--run {unknown[0]!r}: no such run in {series.source or series.root}; runs: "
+                                f"{known}." + suggest(unknown[0], known))
+        refs = [r for r in refs if r.run in options.runs]
+    return refs
+
+
+def plan(refs: list[CheckpointRef], analyzers: list[Analyzer], options: RunOptions) -> list[list[Job]]:
     """Stages of jobs: one job per checkpoint (every checkpoint-scope analyzer that selected it), then one per seed
     group (every seeds-scope analyzer that selected all of the group's checkpoints)."""
-    refs = [r for r in series.refs() if options.runs is None or r.run in options.runs]
     if not refs:
         return [[], []]
     chosen = {a.name: {r.id for r in a.select(refs)} for a in analyzers}
@@ -120,14 +173,35 @@ def plan(series: Series, analyzers: list[Analyzer], options: RunOptions) -> list
         names = [a.name for a in analyzers if scope[a.name] is Scope.CHECKPOINT and r.id in chosen[a.name]]
         if names:
             stages[0].append(Job((r,), tuple(spec[n] for n in names), Scope.CHECKPOINT, options))
-    keep = {r.id for r in refs}
-    for group in series.seed_groups():
-        group = [r for r in group if r.id in keep]
+    groups: dict[tuple[str, int], list[CheckpointRef]] = {}
+    for r in refs:
+        groups.setdefault((r.run, r.step), []).append(r)
+    for _, group in sorted(groups.items()):
+        group = sorted(group, key=lambda r: r.seed)
         names = [a.name for a in analyzers if scope[a.name] is Scope.SEEDS
                  and all(r.id in chosen[a.name] for r in group)]
         if len(group) >= 2 and names:
             stages[1].append(Job(tuple(group), tuple(spec[n] for n in names), Scope.SEEDS, options))
     return stages
+
+
+def verifier_for(options: RunOptions) -> Verifier:
+    """The process's verifier, remembering verified hashes in the cache folder across runs."""
+    return Verifier.default(options.cache_root / "verified-hashes.json")
+
+
+def verified_refs(refs: list[CheckpointRef], verifier: Verifier | None = None,
+                  progress: bool = False) -> list[CheckpointRef]:
+    """Every ref with its bytes checked against the manifest (size, sha256) and the hash actually read recorded."""
+    from tqdm.auto import tqdm
+
+    from interp.trust import Verifier as _V
+
+    verifier = verifier or _V.default()
+    out = []
+    for r in tqdm(refs, desc="verify checkpoints", disable=not progress or len(refs) < 20, leave=False):
+        out.append(r.verified(verifier))
+    return out
 
 
 def analyze(source: str | Path | Series | None = None, analyzers: list[str] | None = None,
@@ -137,36 +211,63 @@ def analyze(source: str | Path | Series | None = None, analyzers: list[str] | No
 
     ``settings`` maps analyzer name -> config overrides (validated: unknown keys list the valid ones).
     """
-    from interp.errors import ConfigError
     from interp.executors import SerialExecutor
+    from interp.loading import resolve_device
 
-    series = load_series(source)
     names = analyzers or registry.names()
     settings = settings or {}
     for n in settings:
         if n not in names:
             raise ConfigError(f"settings given for analyzer {n!r}, which is not being run ({names})")
     instances = [_instantiate(n, settings.get(n, {})) for n in names]
+    resolve_device(options.device)
+    series = load_series(source)
+    refs = select_refs(series, options)
+    stages = plan(refs, instances, options)
+    planned = {r.id for stage in stages for job in stage for r in job.refs}
+    verifier = verifier_for(options)
+    checked = {r.id: r for r in verified_refs([r for r in refs if r.id in planned], verifier, options.progress)}
+    stages = [[Job(tuple(checked[r.id] for r in j.refs), j.analyzers, j.scope, j.options) for j in stage]
+              for stage in stages]
+    for folder in (options.out_dir, options.cache_root):
+        atomic.sweep_temporaries(folder)
     executor = executor or SerialExecutor(progress=options.progress)
     report = AnalysisReport(options.out_dir)
-    from interp.loading import SLOT
-
-    stages = plan(series, instances, options)
+    outcomes: list[UnitOutcome] = []
     try:
         for stage, desc in zip(stages, ("checkpoints", "seed groups")):
-            ran = executor.map(run_job, stage, desc=desc)
-            report.ran += sum(ran)
+            outcomes += [o for job_outcomes in executor.map(run_job, stage, desc=desc) for o in job_outcomes]
     finally:
-        SLOT.clear()
-    report.skipped = sum(len(j.analyzers) for stage in stages for j in stage) - report.ran
+        Context.close_shared()
+        verifier.save()
+    report.ran = sum(o.ran for o in outcomes)
+    report.skipped = len(outcomes) - report.ran
     for a in instances:
-        results = load_results(options.out_dir, a.name, a.config_dict())
+        mine = [o for o in outcomes if o.analyzer == a.name]
+        results = [_load_result(_unit_json(options.out_dir, o), a.Result) for o in mine]
         summary = a.summarize(results, options.out_dir / a.name) if results else {}
         summary = {"analyzer": a.name, "units": len(results), **summary}
-        (options.out_dir / a.name).mkdir(parents=True, exist_ok=True)
-        (options.out_dir / a.name / "summary.json").write_text(json.dumps(summary, indent=1))
+        atomic.write_text(options.out_dir / a.name / "summary.json", json.dumps(summary, indent=1))
         report.summaries[a.name] = summary
     from interp.report.index import write_index
 
     report.index = write_index(options.out_dir, report.summaries)
     return report
+
+
+def _unit_json(out_dir: Path, o: UnitOutcome) -> Path:
+    from interp.results import unit_paths
+
+    return unit_paths(out_dir, o.analyzer, o.unit_id)[1]
+
+
+def load_result(path: str | Path) -> Result:
+    """The typed result saved at ``path`` (its .json or .h5): the class is the registered analyzer's own, never
+    one a file names."""
+    result = _load_result(Path(path))
+    try:
+        cls = registry.get(result.analyzer).Result
+    except ConfigError:   # an analyzer this installation does not have: the plain Result still holds everything
+        return result
+    return cls(**{k: getattr(result, k) for k in ("analyzer", "unit_id", "config", "arrays", "dims", "scalars",
+                                                    "provenance")})

@@ -1,24 +1,24 @@
-"""The ``interp`` command: parse, call the API, print. No logic lives here."""
+"""The ``interp`` command: parse, call the API, print. No logic lives here.
+
+Built on ``argparse`` (the standard library): ``interp --help`` and ``interp list`` answer without importing numpy,
+torch or a CLI framework's validation machinery. Every ``InterpError`` becomes one line on stderr and exit status 2
+(1 for a failed ``verify``); no traceback reaches the user for a bad input.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from pathlib import Path
-from typing import Optional
 
-import typer
-
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Mechanistic interpretability over checkpoint series (run x seed x step).")
-
-
-def _fail(e: Exception) -> None:
-    typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
+EXIT_BAD_INPUT = 2
 
 
 def _parse_sets(sets: list[str], analyzers: list[str]) -> dict[str, dict[str, str]]:
     """``--set key=value`` (applies to every analyzer that has the key) or ``--set analyzer.key=value``."""
+    import dataclasses
+
     from interp.analyzers import registry
     from interp.errors import ConfigError
 
@@ -31,10 +31,7 @@ def _parse_sets(sets: list[str], analyzers: list[str]) -> dict[str, dict[str, st
             name, key = key.split(".", 1)
             out.setdefault(name, {})[key] = value
             continue
-        import dataclasses
-
-        owners = [n for n in analyzers
-                  if key in {f.name for f in dataclasses.fields(registry.get(n).Config)}]
+        owners = [n for n in analyzers if key in {f.name for f in dataclasses.fields(registry.get(n).Config)}]
         if not owners:
             valid = sorted({f"{n}.{f.name}" for n in analyzers for f in dataclasses.fields(registry.get(n).Config)})
             raise ConfigError(f"--set {key}: no analyzer being run has that setting; valid: {valid}")
@@ -43,111 +40,154 @@ def _parse_sets(sets: list[str], analyzers: list[str]) -> dict[str, dict[str, st
     return out
 
 
-@app.command()
-def analyze(
-    checkpoint_dir: Optional[Path] = typer.Option(None, help="Folder with a manifest or <run>/seed<S>/step<T> files."),
-    manifest: Optional[Path] = typer.Option(None, help="A checkpoints manifest YAML."),
-    analyzer: list[str] = typer.Option([], "--analyzer", "-a", help="Analyzer to run (repeatable); default: all."),
-    set_: list[str] = typer.Option([], "--set", help="Config override key=value or analyzer.key=value."),
-    out: Path = typer.Option(Path("interp-results"), help="Output folder."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
-    batch_size: int = typer.Option(512, min=1),
-    run: list[str] = typer.Option([], "--run", help="Only these runs (repeatable)."),
-    tokens: Optional[Path] = typer.Option(None, help="Token file (.npy [prompt, pos]) for series without tasks."),
-    dask: bool = typer.Option(False, "--dask", help="Run units on a local Dask cluster."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-) -> None:
-    """Run analyzers over a checkpoint series (default: the tiny series bundled with interp)."""
+def cmd_analyze(args: argparse.Namespace) -> int:
     from interp import api
     from interp.analyzers import registry
-    from interp.context import PromptSource
     from interp.errors import InterpError
+    from interp.prompts import PromptSource
 
+    if args.checkpoint_dir and args.manifest:
+        raise InterpError("give --checkpoint-dir or --manifest, not both")
+    names = args.analyzer or registry.names()
+    settings = _parse_sets(args.set, names)
+    opts = api.RunOptions(out_dir=args.out, device=args.device, batch_size=args.batch_size,
+                          runs=tuple(args.run) or None, prompts=PromptSource(tokens_file=args.tokens),
+                          progress=not args.quiet, allow_pickle=args.allow_pickle, nonfinite=args.nonfinite)
+    series = api.load_series(args.checkpoint_dir or args.manifest, allow_outside_paths=args.allow_outside_paths)
+    executor = None
+    if args.dask:
+        from interp.executors import DaskExecutor
+
+        executor = DaskExecutor()
     try:
-        if checkpoint_dir and manifest:
-            raise InterpError("give --checkpoint-dir or --manifest, not both")
-        names = analyzer or registry.names()
-        settings = _parse_sets(set_, names)
-        opts = api.RunOptions(out_dir=out, device=device, batch_size=batch_size, runs=tuple(run) or None,
-                              prompts=PromptSource(tokens_file=tokens), progress=not quiet)
-        executor = None
-        if dask:
-            from interp.executors import DaskExecutor
-
-            executor = DaskExecutor()
-        report = api.analyze(checkpoint_dir or manifest, names, settings, opts, executor=executor)
+        report = api.analyze(series, names, settings, opts, executor=executor)
+    finally:
         if executor is not None:
             executor.close()
-    except InterpError as e:
-        _fail(e)
-    typer.echo(f"{report.ran} units run, {report.skipped} already complete; results in {report.out_dir}/")
+    print(f"{report.ran} units run, {report.skipped} already complete; results in {report.out_dir}/")
     for name, summary in report.summaries.items():
-        typer.echo(f"\n{name}  ({summary.get('units', 0)} units)  -> {report.out_dir / name / 'summary.json'}")
+        print(f"\n{name}  ({summary.get('units', 0)} units)  -> {report.out_dir / name / 'summary.json'}")
         for k, v in (summary.get("headline") or {}).items():
-            typer.echo(f"  {k:<40} {v}")
+            print(f"  {k:<40} {v}")
     if report.index is not None:
-        typer.echo(f"\nall figures and headlines on one page: {report.index}")
+        print(f"\nall figures and headlines on one page: {report.index}")
+    return 0
 
 
-@app.command("list")
-def list_() -> None:
-    """Show the registered analyzers."""
+def cmd_list(args: argparse.Namespace) -> int:
     from interp.analyzers import registry
 
     for name, desc in registry.describe().items():
-        typer.echo(f"{name:<22} {desc}")
+        print(f"{name:<22} {desc}")
+    return 0
 
 
-@app.command()
-def verify(
-    checkpoint_dir: Optional[Path] = typer.Option(None, help="Folder with a manifest or checkpoint files."),
-    manifest: Optional[Path] = typer.Option(None, help="A checkpoints manifest YAML."),
-) -> None:
-    """Check every checkpoint's size and sha256 against the manifest; warn on byte-identical steps."""
+def cmd_verify(args: argparse.Namespace) -> int:
     from interp.api import load_series
-    from interp.errors import InterpError
     from interp.manifest import verify as verify_series
 
-    try:
-        report = verify_series(load_series(checkpoint_dir or manifest))
-    except InterpError as e:
-        _fail(e)
+    report = verify_series(load_series(args.checkpoint_dir or args.manifest,
+                                       allow_outside_paths=args.allow_outside_paths))
     for w in report.warnings:
-        typer.secho(f"warning: {w}", fg=typer.colors.YELLOW)
+        print(f"warning: {w}")
     for e in report.errors:
-        typer.secho(f"FAILED: {e}", fg=typer.colors.RED)
-    typer.echo(f"{len(report.ok)} checkpoints verified, {len(report.errors)} failed, {len(report.warnings)} warnings")
-    if not report.passed:
-        raise typer.Exit(1)
+        print(f"FAILED: {e}")
+    print(f"{len(report.ok)} checkpoints verified, {len(report.errors)} failed, {len(report.warnings)} warnings")
+    return 0 if report.passed else 1
 
 
-@app.command()
-def train(
-    config: Path = typer.Argument(..., help="JSON file of TrainConfig fields (model, mixture, seed, n_steps, ...)."),
-    out: Path = typer.Option(Path("checkpoints"), help="Output folder; its manifest.yaml is created or updated."),
-    seed: list[int] = typer.Option([], "--seed", help="Seeds to train (repeatable); default: the config's."),
-    device: str = typer.Option("cpu"),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
-) -> None:
-    """Train a toy model on a task mixture and save a checkpoint series."""
-    from interp.errors import InterpError
+def cmd_train(args: argparse.Namespace) -> int:
+    from interp.errors import ConfigError
     from interp.training import TrainConfig
     from interp.training import train as train_run
 
     try:
-        raw = json.loads(config.read_text())
-        for s in seed or [raw.get("seed", 0)]:
-            entries = train_run(TrainConfig(**{**raw, "seed": s}), out, device=device, progress=not quiet)
-            last = entries[-1]
-            typer.echo(f"seed {s}: {len(entries)} checkpoints; last step {last.step}: "
-                       + ", ".join(f"{k}={v:.3f}" for k, v in last.metrics.items() if k.endswith("accuracy")))
-    except (InterpError, TypeError, json.JSONDecodeError) as e:
-        _fail(e)
+        raw = json.loads(args.config.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{args.config}: not a readable JSON file of TrainConfig fields ({e})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{args.config}: expected a JSON object of TrainConfig fields")
+    for s in args.seed or [raw.get("seed", 0)]:
+        try:
+            cfg = TrainConfig(**{**raw, "seed": s})
+        except TypeError as e:
+            raise ConfigError(f"{args.config}: {e}") from None
+        entries = train_run(cfg, args.out, device=args.device, progress=not args.quiet)
+        last = entries[-1]
+        print(f"seed {s}: {len(entries)} checkpoints; last step {last.step}: "
+              + ", ".join(f"{k}={v:.3f}" for k, v in last.metrics.items() if k.endswith("accuracy")))
+    return 0
 
 
-def main() -> None:
-    app()
+def _series_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint-dir", type=Path, help="folder with a manifest or <run>/seed<S>/step<T> files")
+    p.add_argument("--manifest", type=Path, help="a checkpoints manifest YAML")
+    p.add_argument("--allow-outside-paths", action="store_true",
+                   help="let the manifest name files outside its own folder (refused by default)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="interp", description="Mechanistic interpretability over checkpoint "
+                                     "series (run x seed x step).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("analyze", help="run analyzers over a checkpoint series (default: the bundled tiny series)")
+    _series_options(p)
+    p.add_argument("-a", "--analyzer", action="append", default=[], help="analyzer to run (repeatable); default: all")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="option override key=value or analyzer.key=value (repeatable)")
+    p.add_argument("--out", type=Path, default=Path("interp-results"), help="output folder")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--batch-size", type=int, default=512, help="prompts per forward pass")
+    p.add_argument("--run", action="append", default=[], help="only these runs (repeatable)")
+    p.add_argument("--tokens", type=Path, help="token file (.npy [prompt, pos]) for series without tasks")
+    p.add_argument("--dask", action="store_true", help="run units on a local Dask cluster")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="read pickle checkpoints (.pt, .bin) with torch's weights_only loader (refused by default)")
+    p.add_argument("--nonfinite", choices=("raise", "keep"), default="raise",
+                   help="NaN/inf in weights or activations: stop with an error (default), or keep and count them")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("list", help="show the registered analyzers")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("verify", help="check every checkpoint's size and sha256 against the manifest")
+    _series_options(p)
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("train", help="train a toy model on a task mixture and save a checkpoint series")
+    p.add_argument("config", type=Path, help="JSON file of TrainConfig fields (model, mixture, seed, n_steps, ...)")
+    p.add_argument("--out", type=Path, default=Path("checkpoints"), help="output folder (its manifest.yaml is "
+                   "created or updated)")
+    p.add_argument("--seed", type=int, action="append", default=[], help="seeds to train (repeatable)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    from interp.errors import InterpError
+
+    try:
+        return args.func(args)
+    except InterpError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted: complete units are kept; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main())
 
 
 if __name__ == "__main__":
-    main()
+    entry()

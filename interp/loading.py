@@ -15,44 +15,18 @@ from __future__ import annotations
 import gc
 import json
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from interp.errors import CheckpointError, ConfigError
+from interp.errors import CheckpointError, ConfigError, NonFiniteError, UnsafeInputError
+from interp.formats.hf import hf_model_kwargs
+from interp.manifest import DTYPES, CheckpointRef, Processing
+from interp.trust import PICKLE_SUFFIXES, folder_files
 
 if TYPE_CHECKING:
     import torch
     from transformer_lens import HookedTransformer
-
-    from interp.manifest import CheckpointRef
-
-DTYPES = ("float32", "float16", "bfloat16", "float64")
-
-
-@dataclass(frozen=True)
-class Processing:
-    """Weight processing applied after loading; all off by default, and part of every cache key and provenance."""
-
-    fold_ln: bool = False
-    center_writing_weights: bool = False
-    center_unembed: bool = False
-    dtype: str = "float32"
-
-    def __post_init__(self) -> None:
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"processing.dtype {self.dtype!r} is not one of {DTYPES}")
-
-    @property
-    def any_weight_processing(self) -> bool:
-        return self.fold_ln or self.center_writing_weights or self.center_unembed
-
-    def key(self) -> str:
-        return ",".join(f"{k}={v}" for k, v in asdict(self).items())
-
 
 def resolve_device(device: str = "auto") -> str:
     import torch
@@ -109,29 +83,38 @@ def save_checkpoint(model: HookedTransformer, path: Path, dtype: str = "float32"
     """Parameters only (the attention mask buffers are rebuilt from the config), as safetensors, atomically."""
     from safetensors.torch import save_file
 
+    from interp import atomic
+
     tensors = {k: v.detach().to(torch_dtype(dtype)).contiguous().cpu() for k, v in model.named_parameters()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata or {})
-    tmp.replace(path)
+    atomic.write_with(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=metadata or {}))
 
 
-def _header_shapes(path: Path, allow_pickle: bool) -> dict[str, tuple[int, ...]]:
+FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")   # safetensors' names; anything else is not a weight we can trust
+
+
+def _header(path: Path, allow_pickle: bool) -> dict[str, tuple[tuple[int, ...], str]]:
+    """{tensor: (shape, dtype)} from a safetensors header (nothing allocated), or from a pickle (opt-in only)."""
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 
         try:
             with safe_open(str(path), framework="pt") as f:
-                return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+                return {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
         except Exception as e:  # safetensors raises several types for a corrupt header
             raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from e
-    if path.suffix in (".pt", ".pth", ".bin", ".ckpt"):
-        if not allow_pickle:
-            raise CheckpointError(f"{path}: pickle checkpoints can run code on load and are refused; convert it to "
-                                  f".safetensors, or pass allow_pickle=True to load it with weights_only=True")
-        return {k: tuple(v.shape) for k, v in _read_pickle(path).items()}
+    if path.suffix in PICKLE_SUFFIXES:
+        refuse_pickle(path, allow_pickle)
+        return {k: (tuple(v.shape), "F32" if v.is_floating_point() else str(v.dtype))
+                for k, v in _read_pickle(path).items()}
     raise CheckpointError(f"{path}: unknown checkpoint format {path.suffix!r}; expected .safetensors (or .pt with "
                           f"allow_pickle=True)")
+
+
+def refuse_pickle(path: Path, allow_pickle: bool) -> None:
+    if not allow_pickle:
+        raise UnsafeInputError(f"{path}: a pickle file can run code when it is loaded and is refused; convert it "
+                               f"to .safetensors, or pass allow_pickle=True (--allow-pickle) to read it with "
+                               f"torch's weights_only loader")
 
 
 def _read_pickle(path: Path) -> dict[str, torch.Tensor]:
@@ -149,8 +132,12 @@ def _read_pickle(path: Path) -> dict[str, torch.Tensor]:
 def check_shapes(path: Path, model_kwargs: dict[str, Any], allow_pickle: bool = False) -> None:
     """Raise ``CheckpointError`` naming the file and tensor if the file does not fit the config."""
     expected = parameter_shapes(model_kwargs)
-    found = _header_shapes(path, allow_pickle)
-    found = {k: v for k, v in found.items() if not k.endswith(("attn.mask", "attn.IGNORE"))}
+    header = _header(path, allow_pickle)
+    found = {k: shape for k, (shape, _) in header.items() if not k.endswith(("attn.mask", "attn.IGNORE"))}
+    for name, (_, dtype) in header.items():
+        if name in expected and dtype.upper() not in FLOAT_DTYPES:
+            raise CheckpointError(f"{path}: tensor {name!r} holds {dtype.lower().replace('i', 'int')} values; weights "
+                                  f"must be floating point ({', '.join(FLOAT_DTYPES)}), casting would change them")
     missing = sorted(set(expected) - set(found))
     extra = sorted(set(found) - set(expected))
     if missing or extra:
@@ -199,25 +186,40 @@ def _finish(model: HookedTransformer, processing: Processing) -> HookedTransform
     return model
 
 
-def load_ref(ref: CheckpointRef, device: str = "auto", allow_pickle: bool = False) -> HookedTransformer:
-    if ref.format == "hf":
-        return load_hf_folder(ref.path, device=device, processing=ref.processing)
-    return load_model(ref.path, ref.model, device=device, processing=ref.processing, allow_pickle=allow_pickle)
-
-
-@contextmanager
-def deterministic() -> Iterator[None]:
-    """Deterministic kernels for a block (restored after): multi-threaded CPU backward passes (the embedding's
-    scatter-add) otherwise differ run to run in the last bits, and analyzers must be reproducible bit for bit.
-    The flag is process-wide: Dask workers should run one thread each (``DaskExecutor``'s default)."""
+def check_finite_weights(model: HookedTransformer, where: str) -> None:
+    """Raise ``NonFiniteError`` naming the parameters that hold NaN or inf (the policy ``nonfinite='raise'``)."""
     import torch
 
-    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+    bad = [(n, int((~torch.isfinite(p)).sum())) for n, p in model.named_parameters()
+           if not bool(torch.isfinite(p).all())]
+    if bad:
+        listed = ", ".join(f"{n} ({k} values)" for n, k in bad[:5])
+        raise NonFiniteError(f"{where}: non-finite weights in {listed}; every number computed from them would be "
+                             f"NaN or inf. Pass nonfinite='keep' (--nonfinite keep) to analyse it anyway")
+
+
+def ensure_verified(ref: CheckpointRef) -> CheckpointRef:
+    """The loader's own check of the trust boundary: a ref verified earlier must still be the same file(s) (a stat,
+    no rehash); an unverified one is hashed and compared with its manifest entry now."""
+    from interp.trust import Verifier
+
+    if not ref.stamps:
+        return ref.verified()
+    for stamp in ref.stamps:
+        Verifier.default().still(stamp, f"checkpoint file of {ref.id}")
+    return ref
+
+
+def load_ref(ref: CheckpointRef, device: str = "auto", allow_pickle: bool = False,
+             nonfinite: str = "raise") -> HookedTransformer:
+    ref = ensure_verified(ref)
+    if ref.format == "hf":
+        model = load_hf_folder(ref.path, device=device, processing=ref.processing, allow_pickle=allow_pickle)
+    else:
+        model = load_model(ref.path, ref.model, device=device, processing=ref.processing, allow_pickle=allow_pickle)
+    if nonfinite == "raise":
+        check_finite_weights(model, f"{ref.path} (checkpoint {ref.id})")
+    return model
 
 
 class ModelSlot:
@@ -231,7 +233,8 @@ class ModelSlot:
         self._id: str | None = None
         self.loads = 0
 
-    def get(self, ref: CheckpointRef, device: str, allow_pickle: bool = False) -> HookedTransformer:
+    def get(self, ref: CheckpointRef, device: str, allow_pickle: bool = False,
+            nonfinite: str = "raise") -> HookedTransformer:
         ident = f"{ref.id}@{device}|{ref.path}|{ref.sha256}"   # names alone can repeat across series
         if self._model is not None and self._id == ident:
             return self._model
@@ -239,10 +242,13 @@ class ModelSlot:
         key = (json.dumps(ref.model, sort_keys=True), device) if reusable else None
         if key is not None and key == self._key:
             self._id = None   # if the load below fails, the half-written model must not be served as the old one
+            ref = ensure_verified(ref)
             load_model(ref.path, ref.model, device=device, allow_pickle=allow_pickle, into=self._model)
+            if nonfinite == "raise":
+                check_finite_weights(self._model, f"{ref.path} (checkpoint {ref.id})")
         else:
             self.clear()
-            self._model = load_ref(ref, device=device, allow_pickle=allow_pickle)
+            self._model = load_ref(ref, device=device, allow_pickle=allow_pickle, nonfinite=nonfinite)
             self._key = key
         self._id = ident
         self.loads += 1
@@ -268,8 +274,9 @@ class _PerThreadSlot:
             self._local.slot = ModelSlot()
         return self._local.slot
 
-    def get(self, ref: CheckpointRef, device: str, allow_pickle: bool = False) -> HookedTransformer:
-        return self._slot().get(ref, device, allow_pickle)
+    def get(self, ref: CheckpointRef, device: str, allow_pickle: bool = False,
+            nonfinite: str = "raise") -> HookedTransformer:
+        return self._slot().get(ref, device, allow_pickle, nonfinite)
 
     def clear(self) -> None:
         self._slot().clear()
@@ -282,17 +289,6 @@ class _PerThreadSlot:
 SLOT = _PerThreadSlot()
 
 
-@contextmanager
-def loaded(ref: CheckpointRef, device: str = "auto", allow_pickle: bool = False) -> Iterator[HookedTransformer]:
-    """Hold one model for the duration of a block, then release it (and the CUDA cache) so memory stays flat."""
-    model = load_ref(ref, device=device, allow_pickle=allow_pickle)
-    try:
-        yield model
-    finally:
-        del model
-        release_memory()
-
-
 def release_memory() -> None:
     gc.collect()
     import torch
@@ -301,59 +297,28 @@ def release_memory() -> None:
         torch.cuda.empty_cache()
 
 
-HF_ARCHITECTURES = ("GPT2LMHeadModel", "GPTNeoXForCausalLM")
-
-
-def hf_model_kwargs(folder: Path) -> dict[str, Any]:
-    """``HookedTransformerConfig`` keyword arguments for a local Hugging Face folder, read from its config.json.
-
-    Written here rather than taken from TransformerLens 3.9's ``convert_hf_model_config``, which reads GPT-2's
-    ``n_ctx`` (gone from transformers 5 configs) and may fetch from the hub; this reads only the local file."""
-    cfg_file = Path(folder) / "config.json"
-    if not cfg_file.is_file():
-        raise CheckpointError(f"{folder}: no config.json; a Hugging Face checkpoint folder needs one")
-    hf = json.loads(cfg_file.read_text())
-    arch = (hf.get("architectures") or [None])[0]
-    if arch not in HF_ARCHITECTURES:
-        raise CheckpointError(f"{cfg_file}: architecture {arch!r} is not supported; supported: {HF_ARCHITECTURES}")
-    try:
-        if arch == "GPT2LMHeadModel":
-            d_model, n_heads = hf["n_embd"], hf["n_head"]
-            return dict(d_model=d_model, d_head=d_model // n_heads, n_heads=n_heads,
-                        d_mlp=hf.get("n_inner") or 4 * d_model, n_layers=hf["n_layer"],
-                        n_ctx=hf.get("n_positions", hf.get("n_ctx")), eps=hf.get("layer_norm_epsilon", 1e-5),
-                        d_vocab=hf["vocab_size"], act_fn=hf.get("activation_function", "gelu_new"),
-                        use_attn_scale=hf.get("scale_attn_weights", True),
-                        scale_attn_by_inverse_layer_idx=hf.get("scale_attn_by_inverse_layer_idx", False),
-                        normalization_type="LN", original_architecture=arch)
-        d_model, n_heads = hf["hidden_size"], hf["num_attention_heads"]
-        d_head = d_model // n_heads
-        rotary_pct = hf.get("rotary_pct", hf.get("partial_rotary_factor",
-                                                  (hf.get("rope_parameters") or {}).get("partial_rotary_factor", 1.0)))
-        return dict(d_model=d_model, d_head=d_head, n_heads=n_heads, d_mlp=hf["intermediate_size"],
-                    n_layers=hf["num_hidden_layers"], n_ctx=hf["max_position_embeddings"],
-                    eps=hf.get("layer_norm_eps", 1e-5), d_vocab=hf["vocab_size"], act_fn=hf.get("hidden_act", "gelu"),
-                    parallel_attn_mlp=hf.get("use_parallel_residual", True), positional_embedding_type="rotary",
-                    rotary_dim=round(rotary_pct * d_head), rotary_adjacent_pairs=False,
-                    rotary_base=hf.get("rotary_emb_base", (hf.get("rope_parameters") or {}).get("rope_theta", 10000)),
-                    normalization_type="LN", default_prepend_bos=False, original_architecture=arch)
-    except KeyError as e:
-        raise CheckpointError(f"{cfg_file}: field {e.args[0]!r} is missing for architecture {arch}") from None
-
-
-def load_hf_folder(folder: Path, device: str = "auto", processing: Processing = Processing()) -> HookedTransformer:
-    """A local Hugging Face-format folder (GPT-2 or GPT-NeoX/Pythia) -> ``HookedTransformer``, offline."""
+def load_hf_folder(folder: Path, device: str = "auto", processing: Processing = Processing(),
+                   allow_pickle: bool = False) -> HookedTransformer:
+    """A local Hugging Face-format folder (GPT-2 or GPT-NeoX/Pythia) -> ``HookedTransformer``, offline. Weights are
+    read from safetensors; a folder holding only pickle weights (``pytorch_model.bin``) needs ``allow_pickle``."""
     import torch
 
     folder = Path(folder)
     kwargs = hf_model_kwargs(folder)
     device = resolve_device(device)
+    files = folder_files(folder)
+    if not any(f.suffix == ".safetensors" for f in files):
+        for f in files:
+            if f.suffix in PICKLE_SUFFIXES:
+                refuse_pickle(f, allow_pickle)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from transformer_lens.pretrained.weight_conversions import convert_gpt2_weights, convert_neox_weights
         from transformers import AutoModelForCausalLM
 
-        hf_model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
+        hf_model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32,
+                                                        use_safetensors=not allow_pickle or None,
+                                                        trust_remote_code=False)
         model = build_model(kwargs, device=device)
         convert = convert_gpt2_weights if kwargs["original_architecture"] == "GPT2LMHeadModel" else convert_neox_weights
         state = convert(hf_model, model.cfg)

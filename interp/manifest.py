@@ -13,23 +13,25 @@ Paths inside a manifest are relative to the manifest's own (symlink-resolved) di
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from interp.errors import ManifestError
-from interp.loading import Processing
+from interp import safe_yaml
+from interp.errors import ConfigError, InterpError, ManifestError
 from interp.tasks import MixtureSpec
+from interp.trust import Confiner, FileStamp, Verifier, checkpoint_digest, confine, safe_name
 
 SCHEMA_VERSION = 1
 MANIFEST_NAMES = ("checkpoints_manifest.yaml", "manifest.yaml")
+MAX_MANIFEST_BYTES = 64 << 20        # a manifest of a million checkpoints is ~150 MB of YAML; refuse beyond 64 MB
+MAX_YAML_NODES = 20_000_000          # after alias expansion: a billion-laughs document stops here
 
 
 class _Strict(BaseModel):
@@ -73,8 +75,19 @@ class RunEntry(_Strict):
     @classmethod
     def _mixture(cls, v: dict | None) -> dict | None:
         if v is not None:
-            MixtureSpec.from_dict(v)  # raises ConfigError with the offending task and field
+            try:
+                MixtureSpec.from_dict(v)
+            except (ConfigError, TypeError) as e:   # named task and field; pydantic adds where in the manifest
+                raise ValueError(str(e)) from None
         return v
+
+    @model_validator(mode="after")
+    def _vocabulary_fits(self) -> RunEntry:
+        model_vocab = self.model.get("d_vocab")
+        if self.mixture and model_vocab is not None and self.mixture.get("d_vocab", 0) > model_vocab:
+            raise ValueError(f"mixture.d_vocab {self.mixture['d_vocab']} exceeds the model's d_vocab {model_vocab}: "
+                             f"its tokens would index past the embedding")
+        return self
 
 
 class ManifestModel(_Strict):
@@ -85,15 +98,40 @@ class ManifestModel(_Strict):
     @field_validator("runs")
     @classmethod
     def _unique(cls, runs: list[RunEntry]) -> list[RunEntry]:
-        names = [r.name for r in runs]
-        dup = {n for n in names if names.count(n) > 1}
-        if dup:
-            raise ValueError(f"run names must be unique; repeated: {sorted(dup)}")
+        seen: set[str] = set()
         for r in runs:
-            keys = [(c.seed, c.step) for c in r.checkpoints]
-            if len(set(keys)) != len(keys):
+            if r.name in seen:
+                raise ValueError(f"run names must be unique; repeated: {r.name!r}")
+            seen.add(r.name)
+            keys = {(c.seed, c.step) for c in r.checkpoints}
+            if len(keys) != len(r.checkpoints):
                 raise ValueError(f"run {r.name!r} lists a (seed, step) twice")
         return runs
+
+
+DTYPES = ("float32", "float16", "bfloat16", "float64")
+
+
+@dataclass(frozen=True)
+class Processing:
+    """Weight processing the loader applies after reading a checkpoint, as the manifest declares it: all off by
+    default, and part of every cache key and provenance."""
+
+    fold_ln: bool = False
+    center_writing_weights: bool = False
+    center_unembed: bool = False
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"processing.dtype {self.dtype!r} is not one of {DTYPES}")
+
+    @property
+    def any_weight_processing(self) -> bool:
+        return self.fold_ln or self.center_writing_weights or self.center_unembed
+
+    def key(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in asdict(self).items())
 
 
 @dataclass(frozen=True)
@@ -113,6 +151,24 @@ class CheckpointRef:
     group: str | None = None
     labels: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    # set by ``verified``: what the file(s) looked like when their bytes were checked; the loader refuses them if
+    # they changed since
+    stamps: tuple[FileStamp, ...] = field(default=(), compare=False)
+
+    def verified(self, verifier: Verifier | None = None) -> CheckpointRef:
+        """This ref after checking its bytes: the file (or a folder's model files) hashed by streaming, compared
+        with the manifest's size and sha256, and the sha256 actually read recorded. Raises ``IntegrityError``."""
+        from interp.errors import IntegrityError
+
+        digest, size, stamps = checkpoint_digest(self.path, verifier, folder=self.format == "hf")
+        if self.size is not None and size != self.size:
+            raise IntegrityError(f"{self.path}: size {size} bytes, the manifest says {self.size} (checkpoint "
+                                 f"{self.id}); the file is truncated, extended or another file")
+        if self.sha256 is not None and digest != self.sha256:
+            raise IntegrityError(f"{self.path}: sha256 {digest[:16]}... does not match the manifest's "
+                                 f"{self.sha256[:16]}... (checkpoint {self.id}); the file is damaged or was replaced "
+                                 f"(update the manifest if the replacement is intended)")
+        return replace(self, sha256=digest, size=size, stamps=stamps)
 
     @property
     def id(self) -> str:
@@ -122,16 +178,28 @@ class CheckpointRef:
     def mixture_spec(self) -> MixtureSpec | None:
         return MixtureSpec.from_dict(self.mixture) if self.mixture else None
 
+    @property
+    def n_layers(self) -> int:
+        return int(self.model.get("n_layers", 0))
+
     def provenance(self) -> dict[str, Any]:
         return {"id": self.id, "run": self.run, "seed": self.seed, "step": self.step, "sha256": self.sha256,
                 "processing": self.processing.key(), "labels": self.labels}
 
 
 class Series:
-    """A validated manifest bound to the directory its paths are relative to."""
+    """A validated manifest bound to the directory its paths are relative to. Every path it names must resolve
+    (symlinks followed) inside that directory unless ``allow_outside_paths``; run names must be safe file names."""
 
-    def __init__(self, manifest: ManifestModel, root: Path, source: Path | None = None):
+    def __init__(self, manifest: ManifestModel, root: Path, source: Path | None = None,
+                 allow_outside_paths: bool = False):
         self.manifest, self.root, self.source = manifest, Path(root), source
+        self.allow_outside_paths = allow_outside_paths
+        self._models: dict[str, dict[str, Any]] = {}   # run -> architecture, read once
+        self._refs: list[CheckpointRef] | None = None
+        where = source or root
+        for r in manifest.runs:
+            safe_name(r.name, f"{where}: run name")
 
     @property
     def runs(self) -> list[RunEntry]:
@@ -147,25 +215,41 @@ class Series:
                             + suggest(name, [r.name for r in self.runs]))
 
     def refs(self, run: str | None = None, seed: int | None = None, step: int | None = None) -> list[CheckpointRef]:
-        out = []
-        for r in self.runs if run is None else [self.run(run)]:
-            model = r.model or self._hf_model(r)
-            for c in r.checkpoints:
-                if (seed is None or c.seed == seed) and (step is None or c.step == step):
+        if run is not None:
+            self.run(run)   # an unknown run is an error naming the runs
+        return [r for r in self._all_refs() if (run is None or r.run == run) and (seed is None or r.seed == seed)
+                and (step is None or r.step == step)]
+
+    def _all_refs(self) -> list[CheckpointRef]:
+        if self._refs is None:
+            out = []
+            where = self.source or self.root
+            confined = Confiner(self.root, self.allow_outside_paths)
+            for r in self.runs:
+                model = self.model_kwargs(r)
+                processing = Processing(**r.processing.model_dump())
+                for c in r.checkpoints:
+                    path = confined(c.path, f"{where}: run {r.name!r} seed {c.seed} step {c.step}: path")
                     out.append(CheckpointRef(
-                        run=r.name, seed=c.seed, step=c.step, path=(self.root / c.path), model=model,
-                        processing=Processing(**r.processing.model_dump()), format=r.format, sha256=c.sha256,
-                        size=c.size, mixture=r.mixture, group=r.group, labels=r.labels, metrics=c.metrics))
-        return sorted(out, key=lambda x: (x.run, x.step, x.seed))
+                        run=r.name, seed=c.seed, step=c.step, path=path, model=model, processing=processing,
+                        format=r.format, sha256=c.sha256, size=c.size, mixture=r.mixture, group=r.group,
+                        labels=r.labels, metrics=c.metrics))
+            self._refs = sorted(out, key=lambda x: (x.run, x.step, x.seed))
+        return self._refs
 
-    def _hf_model(self, run: RunEntry) -> dict[str, Any]:
-        """A Hugging Face run's architecture (HookedTransformerConfig kwargs) from its first folder's config.json,
-        so analyzers can plan hooks without loading a model."""
-        if run.format != "hf" or not run.checkpoints:
-            return {}
-        from interp.loading import hf_model_kwargs
+    def model_kwargs(self, run: RunEntry) -> dict[str, Any]:
+        """A run's architecture (HookedTransformerConfig kwargs): the manifest's, or for a Hugging Face run its
+        first folder's config.json, read once per series, so analyzers can plan hooks without loading a model."""
+        if run.name not in self._models:
+            model = run.model
+            if not model and run.format == "hf" and run.checkpoints:
+                from interp.formats.hf import hf_model_kwargs
 
-        return hf_model_kwargs(self.root / run.checkpoints[0].path)
+                where = self.source or self.root
+                model = hf_model_kwargs(confine(self.root / run.checkpoints[0].path, self.root,
+                                                f"{where}: run {run.name!r} path", self.allow_outside_paths))
+            self._models[run.name] = model
+        return self._models[run.name]
 
     def seed_groups(self) -> list[list[CheckpointRef]]:
         """All seeds of a run at one step: the unit of cross-seed analyses."""
@@ -176,19 +260,12 @@ class Series:
 
 
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    path = Path(path)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
+    """sha256 of a checkpoint file, or of a folder's model files (``interp.trust.checkpoint_digest``)."""
+    return checkpoint_digest(Path(path))[0]
 
 
 def file_size(path: Path) -> int:
-    path = Path(path)
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+    return checkpoint_digest(Path(path))[1]
 
 
 def _format_validation(e: ValidationError, source: Path) -> str:
@@ -199,48 +276,60 @@ def _format_validation(e: ValidationError, source: Path) -> str:
     return "\n".join(lines)
 
 
-def load_manifest(path: Path) -> Series:
-    path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"{path}: manifest file does not exist")
+def read_yaml(path: Path) -> Any:
+    """A YAML document from an untrusted file: bounded in bytes and in alias expansion, plain data only, fast on
+    large manifests (``interp.safe_yaml``)."""
+    from interp.trust import regular_file
+
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ManifestError(f"{path}: not valid YAML ({e})") from e
+        regular_file(path, "manifest")
+    except InterpError as e:
+        raise ManifestError(str(e)) from None
+    return safe_yaml.load(path, MAX_MANIFEST_BYTES, MAX_YAML_NODES)
+
+
+def load_manifest(path: Path, allow_outside_paths: bool = False) -> Series:
+    path = Path(path)
+    if not path.exists():
+        raise ManifestError(f"{path}: manifest file does not exist")
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ManifestError(f"{path}: expected a mapping with 'runs', got {type(raw).__name__}")
-    if raw.get("schema_version", SCHEMA_VERSION) > SCHEMA_VERSION:
-        raise ManifestError(f"{path}: field schema_version {raw['schema_version']} is newer than this interp "
-                            f"understands ({SCHEMA_VERSION}); upgrade interp")
+    version = raw.get("schema_version", SCHEMA_VERSION)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise ManifestError(f"{path}: field schema_version {version!r} is not one this interp understands "
+                            f"(<= {SCHEMA_VERSION}); upgrade interp")
     try:
         model = ManifestModel.model_validate(raw)
     except ValidationError as e:
         raise ManifestError(_format_validation(e, path)) from None
-    except Exception as e:  # ConfigError from a mixture validator, re-labelled with the file
-        raise ManifestError(f"{path}: {e}") from e
     resolved = path.resolve()
-    return Series(model, resolved.parent, resolved)
+    return Series(model, resolved.parent, resolved, allow_outside_paths)
 
 
 def save_manifest(model: ManifestModel, path: Path) -> None:
-    path = Path(path)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(model.model_dump(exclude_none=True), sort_keys=False, width=120))
-    tmp.replace(path)
+    from interp import atomic
+
+    atomic.write_text(Path(path), yaml.dump(model.model_dump(exclude_none=True), sort_keys=False, width=120,
+                                            Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper)))
 
 
 _SEED = re.compile(r"^seed(\d+)$")
 _STEP = re.compile(r"^step(\d+)(\.safetensors)?$")
 
 
-def discover(directory: Path) -> Series:
+def find_manifest(directory: Path) -> Path | None:
+    return next((Path(directory) / n for n in MANIFEST_NAMES if (Path(directory) / n).exists()), None)
+
+
+def discover(directory: Path, allow_outside_paths: bool = False) -> Series:
     """A manifest found in ``directory``, or one built from the naming rule in the module docstring."""
     directory = Path(directory)
     if not directory.is_dir():
         raise ManifestError(f"{directory}: checkpoint directory does not exist")
-    for name in MANIFEST_NAMES:
-        if (directory / name).is_file():
-            return load_manifest(directory / name)
+    found = find_manifest(directory)
+    if found is not None:
+        return load_manifest(found, allow_outside_paths)
     runs = []
     for run_dir in sorted(p for p in directory.iterdir() if p.is_dir()):
         checkpoints, fmt, config = [], "safetensors", _read_config(run_dir / "config.json")
@@ -255,9 +344,9 @@ def discover(directory: Path) -> Series:
                     if not (item / "config.json").is_file():
                         continue
                     fmt = "hf"
+                digest, size, _ = checkpoint_digest(confine(item, directory, "checkpoint", allow_outside_paths))
                 checkpoints.append(CheckpointEntry(seed=seed, step=int(m.group(1)),
-                                                   path=str(item.relative_to(directory)),
-                                                   sha256=file_sha256(item), size=file_size(item)))
+                                                   path=str(item.relative_to(directory)), sha256=digest, size=size))
         if not checkpoints:
             continue
         if fmt == "safetensors" and not config.get("model"):
@@ -269,7 +358,7 @@ def discover(directory: Path) -> Series:
     if not runs:
         raise ManifestError(f"{directory}: no manifest ({' or '.join(MANIFEST_NAMES)}) and no checkpoints matching "
                             f"<run>/seed<S>/step<T>.safetensors or <run>/seed<S>/step<T>/config.json")
-    return Series(ManifestModel(runs=runs), directory.resolve(), None)
+    return Series(ManifestModel(runs=runs), directory.resolve(), None, allow_outside_paths)
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -293,23 +382,27 @@ class VerifyReport:
 
 
 def verify(series: Series) -> VerifyReport:
-    """Check each file's existence, size and sha256; warn when two steps of one (run, seed) are byte-identical."""
+    """Check each checkpoint's size and sha256 against the manifest (streaming; devices, FIFOs and paths outside
+    the folder refused); warn when two steps of one (run, seed) are byte-identical, and when there is no manifest to
+    check against."""
     report = VerifyReport()
+    if series.source is None:
+        report.errors.append(f"no manifest in {series.root}: nothing to verify against (the series was discovered "
+                             f"from file names, and its hashes from the files themselves); write one with "
+                             f"`interp manifest init {series.root}` and keep it with the checkpoints")
     seen: dict[tuple[str, int, str], int] = {}
-    for ref in series.refs():
-        if not ref.path.exists():
-            report.errors.append(f"{ref.path}: missing (checkpoint {ref.id})")
+    try:
+        refs = series.refs()
+    except InterpError as e:
+        report.errors.append(str(e))
+        return report
+    for ref in refs:
+        try:
+            checked = ref.verified()
+        except InterpError as e:
+            report.errors.append(str(e))
             continue
-        size = file_size(ref.path)
-        if ref.size is not None and size != ref.size:
-            report.errors.append(f"{ref.path}: size {size} bytes, manifest says {ref.size} (checkpoint {ref.id})")
-            continue
-        digest = file_sha256(ref.path)
-        if ref.sha256 is not None and digest != ref.sha256:
-            report.errors.append(f"{ref.path}: sha256 {digest[:12]}... does not match the manifest's "
-                                 f"{ref.sha256[:12]}... (checkpoint {ref.id})")
-            continue
-        key = (ref.run, ref.seed, digest)
+        key = (ref.run, ref.seed, checked.sha256)
         if key in seen:
             report.warnings.append(f"{ref.id}: byte-identical to step {seen[key]} (training may not have moved)")
         seen.setdefault(key, ref.step)

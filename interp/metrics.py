@@ -1,7 +1,9 @@
-"""Losses and accuracies on task prompts, shared by the trainer and the analyzers."""
+"""Losses and accuracies on prompts, shared by the trainer and the analyzers (analyzers never import each other:
+what two of them measure alike lives here)."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
@@ -12,8 +14,6 @@ from interp.tasks import LABEL_POS
 def batch_tensor(rows, device) -> torch.Tensor:
     """Rows of a prompt array on ``device``. They may be a slice of a memory-mapped token file or of a broadcast
     loss mask: only these rows are read (and copied when read-only or strided, which torch cannot wrap)."""
-    import numpy as np
-
     return torch.as_tensor(np.require(rows, requirements=["C", "W"]), device=device)
 
 
@@ -43,3 +43,28 @@ def label_logits(logits: Float[torch.Tensor, "batch pos vocab"]) -> Float[torch.
 
 def label_accuracy(logits: Float[torch.Tensor, "batch pos vocab"], tokens: Int[torch.Tensor, "batch pos"]) -> float:
     return float((label_logits(logits).argmax(-1) == tokens[:, LABEL_POS + 1]).float().mean())
+
+
+def in_chunks(rows: np.ndarray, size: int):
+    """Consecutive pieces of at most ``size`` of an index array."""
+    for i in range(0, len(rows), size):
+        yield rows[i:i + size]
+
+
+def summed_loss(model, tokens, mask) -> torch.Tensor:
+    """Summed scored next-token loss of a batch of prompt rows (a torch scalar)."""
+    device = next(model.parameters()).device
+    toks = token_tensor(tokens, device)
+    return masked_next_token_loss(model(toks), toks, batch_tensor(mask, device), reduction="none").sum()
+
+
+def scored_count(mask, rows: np.ndarray, chunk: int) -> int:
+    """How many next-token predictions of prompts ``rows`` are scored (read ``chunk`` rows at a time)."""
+    return sum(int(np.count_nonzero(mask[c])) for c in in_chunks(rows, chunk))
+
+
+def task_loss(model, prompts, rows: np.ndarray, chunk: int) -> float:
+    """Mean scored loss of prompts ``rows``, chunked (no graph is built)."""
+    with torch.inference_mode():
+        total = sum(float(summed_loss(model, prompts.tokens[c], prompts.loss_mask[c])) for c in in_chunks(rows, chunk))
+    return total / max(1, scored_count(prompts.loss_mask, rows, chunk))

@@ -1,7 +1,7 @@
 """Results on disk: per (unit, analyzer) an HDF5 file of arrays and a JSON summary.
 
-Write order is the completion protocol: the HDF5 goes to a temporary name, is fsynced and renamed; then the JSON
-(holding the HDF5's sha256) is written the same way. A unit is complete iff its JSON exists and names an HDF5 whose
+Write order is the completion protocol: the HDF5 goes to a temporary name, is fsynced and renamed
+(``interp.atomic``); then the JSON (holding the HDF5's sha256) is written the same way. A unit is complete iff its JSON exists and names an HDF5 whose
 hash matches, so a killed run is redone from the first incomplete unit and never reads a partial file as complete.
 """
 
@@ -9,18 +9,81 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import threading
 import platform
 from importlib.metadata import PackageNotFoundError, version
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
-from interp.analyzers.base import Result
-from interp.errors import InterpError
+from interp import atomic
+from interp.errors import ResultError
+
+@dataclass
+class Result:
+    """What one unit of work produced: arrays with named dimensions, JSON-able scalars, and where they came from.
+
+    A result is storage's concept (this module saves and loads it); analyzers subclass it to add typed accessors.
+    ``provenance["checkpoints"]`` lists the checkpoints of the unit (one, or every seed of a step)."""
+
+    analyzer: str
+    unit_id: str
+    config: dict[str, Any]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    dims: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    scalars: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def _first(self) -> dict[str, Any]:
+        return self.provenance["checkpoints"][0]
+
+    @property
+    def run(self) -> str:
+        return self._first["run"]
+
+    @property
+    def seed(self) -> int:
+        """The seed of a one-checkpoint unit (a unit over seeds: its first seed; ``seeds`` lists them all)."""
+        return int(self._first["seed"])
+
+    @property
+    def seeds(self) -> list[int]:
+        return [int(c["seed"]) for c in self.provenance["checkpoints"]]
+
+    @property
+    def step(self) -> int:
+        return int(self._first["step"])
+
+    def add(self, name: str, array: Any, dims: tuple[str, ...]) -> None:
+        arr = array.detach().cpu().numpy() if hasattr(array, "detach") else np.asarray(array)
+        if arr.ndim != len(dims):
+            raise ValueError(f"array {name!r} has {arr.ndim} dims, named {dims}")
+        self.arrays[name], self.dims[name] = arr, tuple(dims)
+
+    def equals(self, other: Result) -> bool:
+        """Bit-for-bit equality of arrays (NaN equal to NaN) and equality of everything else."""
+        if (self.analyzer, self.unit_id, self.config, self.dims) != (other.analyzer, other.unit_id, other.config,
+                                                                       other.dims):
+            return False
+        if json.dumps(self.scalars, sort_keys=True) != json.dumps(other.scalars, sort_keys=True):
+            return False
+        return set(self.arrays) == set(other.arrays) and all(
+            a.dtype == other.arrays[k].dtype and a.shape == other.arrays[k].shape
+            and np.array_equal(a, other.arrays[k], equal_nan=a.dtype.kind == "f")
+            for k, a in self.arrays.items())
+
+
+def by_run_step(results: list[Result]) -> dict[str, dict[int, list[Result]]]:
+    """Results grouped by run, then step (each list holds one result per seed or seed group, by seed)."""
+    out: dict[str, dict[int, list[Result]]] = {}
+    for r in results:
+        out.setdefault(r.run, {}).setdefault(r.step, []).append(r)
+    return {run: {step: sorted(rs, key=lambda r: r.seed) for step, rs in sorted(steps.items())}
+            for run, steps in sorted(out.items())}
+
 
 SCHEMA_VERSION = 1
 _PACKAGES = ("interp", "torch", "transformer-lens", "sae-lens", "numpy", "h5py")
@@ -37,33 +100,39 @@ def package_versions() -> dict[str, str]:
 
 
 def unit_paths(out_dir: Path, analyzer: str, unit_id: str) -> tuple[Path, Path]:
+    """Where a unit's files live: ``out_dir/analyzer/run/seedS/stepT.{h5,json}``. Run names are checked safe when
+    the manifest is read; this refuses anything that would still leave ``out_dir``."""
+    from interp.trust import confine
+
     base = Path(out_dir) / analyzer / unit_id
+    confine(base, Path(out_dir), f"result of unit {unit_id!r}")
     return base.with_suffix(".h5"), base.with_suffix(".json")
 
 
-def _fsync_replace(tmp: Path, final: Path) -> None:
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    tmp.replace(final)
-
-
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def save_result(result: Result, out_dir: Path) -> Path:
+    """Write the unit's HDF5, then its JSON summary (the completion marker); both atomically."""
     h5_path, json_path = unit_paths(out_dir, result.analyzer, result.unit_id)
-    h5_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = h5_path.with_name(h5_path.name + f".tmp{os.getpid()}.{threading.get_ident()}")
-    with h5py.File(tmp, "w") as f:
-        for name, arr in sorted(result.arrays.items()):
-            ds = f.create_dataset(name, data=arr)
-            ds.attrs["dims"] = list(result.dims[name])
-    _fsync_replace(tmp, h5_path)
+    atomic.ensure_space(h5_path, sum(a.nbytes for a in result.arrays.values()))
+
+    def write_h5(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            for name, arr in sorted(result.arrays.items()):
+                ds = f.create_dataset(name, data=arr)
+                ds.attrs["dims"] = list(result.dims[name])
+
+    atomic.write_with(h5_path, write_h5)
     summary = {
         "schema_version": SCHEMA_VERSION,
         "analyzer": result.analyzer,
-        "result_class": f"{type(result).__module__}:{type(result).__qualname__}",
+        "result_class": type(result).__qualname__,
         "unit_id": result.unit_id,
         "config": result.config,
         "scalars": result.scalars,
@@ -73,9 +142,7 @@ def save_result(result: Result, out_dir: Path) -> Path:
         "h5": h5_path.name,
         "h5_sha256": _sha256(h5_path),
     }
-    jtmp = json_path.with_name(json_path.name + f".tmp{os.getpid()}.{threading.get_ident()}")
-    jtmp.write_text(json.dumps(summary, indent=1, default=_jsonable))
-    _fsync_replace(jtmp, json_path)
+    atomic.write_text(json_path, json.dumps(summary, indent=1, default=_jsonable))
     return json_path
 
 
@@ -87,9 +154,10 @@ def _jsonable(x: Any) -> Any:
     raise TypeError(f"{type(x).__name__} is not JSON-serialisable")
 
 
-def is_complete(out_dir: Path, analyzer: str, unit_id: str, config: dict | None = None) -> bool:
+def is_complete(out_dir: Path, analyzer: str, unit_id: str, config: dict | None = None, key: str | None = None) -> bool:
     """The unit's JSON exists and names an HDF5 whose hash matches; with ``config``, it was also made with that
-    config (a rerun with other settings recomputes the unit instead of reusing a stale result)."""
+    config; with ``key`` (``interp.api.unit_key``: weights, config, prompts, cache settings), from the same inputs.
+    A rerun with anything changed recomputes the unit instead of serving a stale result."""
     h5_path, json_path = unit_paths(out_dir, analyzer, unit_id)
     if not json_path.is_file() or not h5_path.is_file():
         return False
@@ -97,47 +165,46 @@ def is_complete(out_dir: Path, analyzer: str, unit_id: str, config: dict | None 
         summary = json.loads(json_path.read_text())
         if config is not None and summary.get("config") != config:
             return False
+        if key is not None and (summary.get("provenance") or {}).get("unit_key") != key:
+            return False
         return summary.get("h5_sha256") == _sha256(h5_path)
-    except (json.JSONDecodeError, OSError):
+    except (json.JSONDecodeError, OSError, UnicodeDecodeError, AttributeError):
         return False
 
 
-def load_result(path: Path) -> Result:
-    """The typed result saved at ``path`` (its .json or .h5)."""
+def load_result(path: Path, result_class: type[Result] = Result) -> Result:
+    """The result saved at ``path`` (its .json or .h5), as ``result_class`` (``interp.load_result`` picks the
+    analyzer's own class through the registry; a file never chooses what code is imported)."""
     path = Path(path)
     json_path = path.with_suffix(".json")
     if not json_path.is_file():
-        raise InterpError(f"{json_path}: no result summary (the unit may be incomplete)")
-    summary = json.loads(json_path.read_text())
-    if summary.get("schema_version", 0) > SCHEMA_VERSION:
-        raise InterpError(f"{json_path}: schema_version {summary['schema_version']} is newer than this interp reads")
-    h5_path = json_path.with_name(summary["h5"])
-    if _sha256(h5_path) != summary["h5_sha256"]:
-        raise InterpError(f"{h5_path}: sha256 does not match its summary {json_path}; the unit is incomplete or "
-                          f"was modified, rerun it")
-    cls = _result_class(summary)
-    result = cls(analyzer=summary["analyzer"], unit_id=summary["unit_id"], config=summary["config"],
-                 scalars=summary["scalars"], provenance={k: v for k, v in summary["provenance"].items()
-                                                         if k != "packages"})
-    with h5py.File(h5_path, "r") as f:
-        for name in f:
-            result.arrays[name] = f[name][()]
-            result.dims[name] = tuple(f[name].attrs["dims"])
+        raise ResultError(f"{json_path}: no result summary (the unit may be incomplete)")
+    try:
+        summary = json.loads(json_path.read_text())
+        h5_path = json_path.with_name(Path(summary["h5"]).name)   # always beside its summary
+        if summary.get("schema_version", 0) > SCHEMA_VERSION:
+            raise ResultError(f"{json_path}: schema_version {summary['schema_version']} is newer than this interp "
+                              f"reads ({SCHEMA_VERSION}); upgrade interp")
+        if not h5_path.is_file() or _sha256(h5_path) != summary["h5_sha256"]:
+            raise ResultError(f"{h5_path}: missing, or its sha256 does not match its summary {json_path}; the unit "
+                              f"is incomplete or was modified, rerun it")
+        result = result_class(analyzer=summary["analyzer"], unit_id=summary["unit_id"], config=summary["config"],
+                              scalars=summary["scalars"], provenance={k: v for k, v in summary["provenance"].items()
+                                                                      if k != "packages"})
+        with h5py.File(h5_path, "r") as f:
+            for name in f:
+                result.arrays[name] = f[name][()]
+                result.dims[name] = tuple(str(d) for d in f[name].attrs["dims"])
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as e:
+        raise ResultError(f"{json_path}: not a result summary interp wrote ({type(e).__name__}: {e})") from None
+    except OSError as e:
+        raise ResultError(f"{json_path}: could not be read ({e})") from None
     return result
 
 
-def _result_class(summary: dict) -> type[Result]:
-    import importlib
-
-    module, _, qual = summary.get("result_class", "").partition(":")
-    try:
-        cls = getattr(importlib.import_module(module), qual)
-        return cls if isinstance(cls, type) and issubclass(cls, Result) else Result
-    except (ImportError, AttributeError, ValueError):
-        return Result
-
-
-def load_results(out_dir: Path, analyzer: str, config: dict | None = None) -> list[Result]:
+def load_results(out_dir: Path, analyzer: str, config: dict | None = None,
+                 result_class: type[Result] = Result) -> list[Result]:
     """Every complete unit of an analyzer (made with ``config``, when given)."""
-    return [load_result(p) for p in sorted((Path(out_dir) / analyzer).rglob("*.json"))
-            if is_complete(out_dir, analyzer, str(p.relative_to(Path(out_dir) / analyzer).with_suffix("")), config)]
+    folder = Path(out_dir) / analyzer
+    return [load_result(p, result_class) for p in sorted(folder.rglob("*.json")) if p.name != "summary.json"
+            and is_complete(out_dir, analyzer, str(p.relative_to(folder).with_suffix("")), config)]

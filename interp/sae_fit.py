@@ -141,8 +141,18 @@ def receptive_fields(codes: np.ndarray, theta: np.ndarray) -> np.ndarray:
     return np.stack([np.where(w > 0, centre, np.nan), np.where(w > 0, width, np.nan), np.where(w > 0, peak, np.nan)])
 
 
+@dataclass(frozen=True)
+class ManifoldFit:
+    """``metrics``: JSON scalars (see ``manifold_metrics``); ``on_manifold``: [d_sae] which latents count as on the
+    manifold; ``receptive_fields``: [3, n_on] their centre, width and peak over theta."""
+
+    metrics: dict
+    on_manifold: np.ndarray
+    receptive_fields: np.ndarray
+
+
 def manifold_metrics(x: np.ndarray, codes: np.ndarray, recon: np.ndarray, w_dec: np.ndarray, theta: np.ndarray,
-                     basis: np.ndarray, min_frac: float = 0.01, in_plane: float = 0.5) -> dict:
+                     basis: np.ndarray, min_frac: float = 0.01, in_plane: float = 0.5) -> ManifoldFit:
     """How an SAE covers one manifold. ``basis`` [d, m]: the manifold's subspace.
 
     - latents on the manifold: fire on >= ``min_frac`` of its points and keep >= ``in_plane`` of their decoder
@@ -176,7 +186,7 @@ def manifold_metrics(x: np.ndarray, codes: np.ndarray, recon: np.ndarray, w_dec:
            "median_rf_width": float(np.nanmedian(rf[1])) if on.any() else float("nan"),
            "centre_uniformity_p": rayleigh_p(rf[0])}
     out["fit_kind"] = classify(out, m)
-    return out | {"_on": on, "_rf": rf}
+    return ManifoldFit(out, on, rf)
 
 
 def classify(m: dict, dim: int) -> str:

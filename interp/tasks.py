@@ -117,18 +117,22 @@ class PromptSet:
     def digest(self) -> str:
         """Content hash: the cache key of anything computed on these prompts. Computed once per (immutable) set:
         every cache lookup asks for it, and hashing scales with the number of tokens."""
-        if "_digest" in self.__dict__:
-            return self.__dict__["_digest"]
-        h = hashlib.sha256()
-        for a in (self.tokens, self.task_id, self.loss_mask):
-            # in row blocks: a memory-mapped token file or a broadcast mask is never materialised whole (the bytes
-            # hashed, and so the digest, are the same as hashing the array in one piece)
-            rows = max(1, (1 << 24) // max(1, a[:1].nbytes))
-            for i in range(0, max(len(a), 1), rows):
-                h.update(np.ascontiguousarray(a[i:i + rows]).tobytes())
-        h.update(json.dumps(self.task_names).encode())
-        object.__setattr__(self, "_digest", h.hexdigest()[:16])
+        if "_digest" not in self.__dict__:
+            object.__setattr__(self, "_digest", content_digest((self.tokens, self.task_id, self.loss_mask),
+                                                               self.task_names))
         return self.__dict__["_digest"]
+
+    def token_range(self) -> tuple[int, int]:
+        """(smallest, largest) token id, read in row blocks once per set (a token file is never loaded whole)."""
+        if "_range" not in self.__dict__:
+            lo, hi = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+            rows = max(1, (1 << 24) // max(1, self.tokens[:1].nbytes))
+            for i in range(0, len(self.tokens), rows):
+                block = self.tokens[i:i + rows]
+                if block.size:
+                    lo, hi = min(lo, int(block.min())), max(hi, int(block.max()))
+            object.__setattr__(self, "_range", (lo, hi))
+        return self.__dict__["_range"]
 
     def groups(self) -> list[tuple[str, np.ndarray]]:
         """(name, prompt rows) of every task present, then ``background`` (task id -1) if present."""
@@ -146,6 +150,18 @@ class PromptSet:
             raise ConfigError("cannot concatenate prompt sets with different task_names")
         return PromptSet(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("tokens", "task_id", "loss_mask")),
                          names)
+
+
+def content_digest(arrays: tuple[np.ndarray, ...], names: tuple[str, ...]) -> str:
+    """sha256 (16 hex digits) of arrays' bytes and names. Read in row blocks: a memory-mapped token file or a
+    broadcast mask is never materialised whole (the bytes hashed, and so the digest, are those of the whole array)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        rows = max(1, (1 << 24) // max(1, a[:1].nbytes))
+        for i in range(0, max(len(a), 1), rows):
+            h.update(np.ascontiguousarray(a[i:i + rows]).tobytes())
+    h.update(json.dumps(names).encode())
+    return h.hexdigest()[:16]
 
 
 def _label_only_mask(n: int) -> np.ndarray:

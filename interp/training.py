@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from interp import atomic
 from interp.errors import ConfigError
 from interp.manifest import (CheckpointEntry, ManifestModel, ProcessingEntry, RunEntry, file_sha256, file_size,
                              load_manifest, save_manifest)
@@ -96,7 +97,7 @@ def train(config: TrainConfig, out_dir: Path, device: str = "cpu", progress: boo
     out_dir = Path(out_dir)
     seed_dir = out_dir / config.run / f"seed{config.seed}"
     seed_dir.mkdir(parents=True, exist_ok=True)
-    (seed_dir / "config.json").write_text(json.dumps(
+    atomic.write_text(seed_dir / "config.json", json.dumps(
         {"model": config.model, "mixture": config.mixture.to_dict(), "train": config.to_json()}, indent=1))
 
     torch.manual_seed(config.seed)

@@ -68,6 +68,24 @@ def tiny_series_dir(tmp_path_factory):
     return out
 
 
+@pytest.fixture
+def series(tiny_series_dir, tmp_path):
+    """A private copy of the tiny series (run 'tiny', seeds 0-1, steps 0, 1, 4, 20) that a test may damage."""
+    import shutil
+
+    d = tmp_path / "series"
+    shutil.copytree(tiny_series_dir, d)
+    return d
+
+
+@pytest.fixture
+def outside(tmp_path):
+    """A folder outside both the series and the output; fault tests assert it stays empty."""
+    d = tmp_path / "outside"
+    d.mkdir()
+    return d
+
+
 @pytest.fixture(scope="session")
 def bundled_results(tmp_path_factory):
     """``interp analyze`` with no arguments (every registered analyzer on the bundled series), run once per session."""
@@ -87,7 +105,8 @@ def planted(tmp_path):
     import numpy as np
     import torch
 
-    from interp.loading import Processing, build_model, save_checkpoint
+    from interp.loading import build_model, save_checkpoint
+    from interp.manifest import Processing
     from interp.manifest import CheckpointRef, file_sha256
     from interp.tasks import PromptSet
 
@@ -117,3 +136,25 @@ def planted(tmp_path):
     mask[:8, 1] = True
     mask[8:] = True
     return ref, PromptSet(tokens, task_id, mask, ("A", "B"))
+
+
+class CliResult:
+    def __init__(self, exit_code: int, stdout: str, stderr: str):
+        self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr
+        self.output = stdout + stderr
+
+
+def cli(args: list[str]) -> CliResult:
+    """``interp ARGS`` in this process: exit status, stdout, stderr (and ``output``, both together)."""
+    import contextlib
+    import io
+
+    from interp.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:   # argparse's own usage errors
+            code = e.code if isinstance(e.code, int) else 2
+    return CliResult(code, out.getvalue(), err.getvalue())

@@ -4,7 +4,7 @@ import torch
 
 from interp.activations.cache import ActivationCache, CacheSettings, stop_layer
 from interp.activations.store import HookArray, HookWriter, is_complete
-from interp.context import PromptSource
+from interp.prompts import PromptSource
 from interp.errors import HookNameError
 from interp.loading import load_ref
 from interp.metrics import masked_next_token_loss

@@ -1,36 +1,33 @@
 import json
 
-from typer.testing import CliRunner
 
-from conftest import tiny_train_config
-from interp.cli import app
+from conftest import cli, tiny_train_config
 from interp.manifest import load_manifest
 
-runner = CliRunner()
 
 
 def test_list_shows_every_analyzer_with_a_description():
     from interp.analyzers import registry
 
-    r = runner.invoke(app, ["list"])
+    r = cli(["list"])
     assert r.exit_code == 0
     for name, desc in registry.describe().items():
         assert name in r.output and desc in r.output
 
 
 def test_unknown_settings_and_analyzers_are_rejected_with_the_valid_ones(tiny_series_dir, tmp_path):
-    r = runner.invoke(app, ["analyze", "--checkpoint-dir", str(tiny_series_dir), "--out", str(tmp_path),
+    r = cli(["analyze", "--checkpoint-dir", str(tiny_series_dir), "--out", str(tmp_path),
                             "-a", "neuron-stats", "--set", "positionz=1"])
     assert r.exit_code == 2 and "neuron-stats.positions" in r.output
-    r = runner.invoke(app, ["analyze", "--checkpoint-dir", str(tiny_series_dir), "-a", "neuron-stat"])
+    r = cli(["analyze", "--checkpoint-dir", str(tiny_series_dir), "-a", "neuron-stat"])
     assert r.exit_code == 2 and "neuron-stats" in r.output and "did you mean" in r.output.lower()
-    r = runner.invoke(app, ["analyze", "--checkpoint-dir", str(tmp_path / "nothing")])
+    r = cli(["analyze", "--checkpoint-dir", str(tmp_path / "nothing")])
     assert r.exit_code == 2 and "does not exist" in r.output
 
 
 def test_analyze_writes_results_and_prints_headlines(tiny_series_dir, tmp_path):
     out = tmp_path / "res"
-    r = runner.invoke(app, ["analyze", "--checkpoint-dir", str(tiny_series_dir), "--out", str(out),
+    r = cli(["analyze", "--checkpoint-dir", str(tiny_series_dir), "--out", str(out),
                             "-a", "neuron-stats", "--set", "active_threshold=0.5", "--quiet"])
     assert r.exit_code == 0, r.output
     assert "8 units run, 0 already complete" in r.output
@@ -39,7 +36,7 @@ def test_analyze_writes_results_and_prints_headlines(tiny_series_dir, tmp_path):
     unit = json.loads((out / "neuron-stats" / "tiny" / "seed1" / "step20.json").read_text())
     assert unit["config"]["active_threshold"] == 0.5
     assert unit["provenance"]["checkpoints"][0]["sha256"]
-    r = runner.invoke(app, ["analyze", "--checkpoint-dir", str(tiny_series_dir), "--out", str(out),
+    r = cli(["analyze", "--checkpoint-dir", str(tiny_series_dir), "--out", str(out),
                             "-a", "neuron-stats", "--set", "active_threshold=0.5", "--quiet"])
     assert "0 units run, 8 already complete" in r.output
 
@@ -47,7 +44,7 @@ def test_analyze_writes_results_and_prints_headlines(tiny_series_dir, tmp_path):
 def test_train_command(tmp_path):
     cfg = tiny_train_config(run="cli", n_steps=5).to_json()
     (tmp_path / "c.json").write_text(json.dumps(cfg))
-    r = runner.invoke(app, ["train", str(tmp_path / "c.json"), "--out", str(tmp_path / "o"), "--seed", "3",
+    r = cli(["train", str(tmp_path / "c.json"), "--out", str(tmp_path / "o"), "--seed", "3",
                             "--quiet"])
     assert r.exit_code == 0, r.output
     refs = load_manifest(tmp_path / "o" / "manifest.yaml").refs()
@@ -57,8 +54,8 @@ def test_train_command(tmp_path):
 def test_changed_settings_recompute_instead_of_reusing_stale_units(tiny_series_dir, tmp_path):
     args = ["analyze", "--checkpoint-dir", str(tiny_series_dir), "--out", str(tmp_path), "-a", "neuron-stats",
             "--quiet"]
-    assert "8 units run" in runner.invoke(app, args).output
-    r = runner.invoke(app, args + ["--set", "active_threshold=0.25"])
+    assert "8 units run" in cli(args).output
+    r = cli(args + ["--set", "active_threshold=0.25"])
     assert "8 units run, 0 already complete" in r.output
     unit = json.loads((tmp_path / "neuron-stats" / "tiny" / "seed0" / "step20.json").read_text())
     assert unit["config"]["active_threshold"] == 0.25

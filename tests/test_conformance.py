@@ -6,12 +6,14 @@ import json
 
 import pytest
 
-from interp.activations.cache import ActivationCache, CacheSettings, check_hooks
+from interp.activations.cache import CacheSettings, check_hooks
 from interp.analyzers import registry
 from interp.analyzers.base import Scope, Unit
-from interp.context import Context, PromptSource
+from interp.context import Context, ContextSettings
+from interp.prompts import PromptSource
 from interp.loading import SLOT
-from interp.results import load_result, save_result
+from interp.api import load_result
+from interp.results import save_result
 
 
 @pytest.mark.parametrize("name", registry.names())
@@ -31,7 +33,7 @@ def test_analyzer_conformance(name, bundled, tmp_path):
     refs = tuple(r for r in chosen if r.run == run and r.step == last)
     if needs.scope is not Scope.SEEDS:
         refs = refs[:1]
-    ctx = Context(ActivationCache(CacheSettings(tmp_path / "cache")), "cpu", PromptSource(n_background=64))
+    ctx = Context(ContextSettings(CacheSettings(tmp_path / "cache"), "cpu", PromptSource(n_background=64)))
     check_hooks(ctx.model(refs[0]).hook_dict, needs.hooks + needs.grad_hooks)
     for ref in refs:
         ctx.ensure(ref, analyzer.needs(ref))

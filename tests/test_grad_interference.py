@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 
 from conftest import planted
-from interp.activations.cache import ActivationCache, CacheSettings
+from interp.activations.cache import CacheSettings
 from interp.analyzers.base import Unit
 from interp.analyzers.grad_interference import GradInterference, GradInterferenceConfig, cosine_matrix
-from interp.context import Context, PromptSource
+from interp.context import Context, ContextSettings
+from interp.prompts import PromptSource
 from interp.loading import SLOT
 from interp.tasks import PromptSet
 
@@ -17,7 +18,7 @@ SHARED = ("pos_embed.W_pos", "blocks.0.attn.b_O", "blocks.0.mlp.b_out", "unembed
 
 
 def run_on(ref, prompts, tmp_path, **cfg):
-    ctx = Context(ActivationCache(CacheSettings(tmp_path / "cache")), "cpu", PromptSource(fixed=prompts))
+    ctx = Context(ContextSettings(CacheSettings(tmp_path / "cache"), "cpu", PromptSource(fixed=prompts)))
     a = GradInterference(GradInterferenceConfig(**cfg))
     r = a.run(Unit(a.name, (ref,)), ctx)
     SLOT.clear()
@@ -57,7 +58,7 @@ def test_cosine_matrix_against_brute_force():
 @pytest.mark.parametrize("run", ["narrow", "wide"])
 def test_first_order_prediction_matches_a_real_sgd_step(bundled, run, tmp_path):
     refs = sorted(bundled.refs(run=run, seed=0), key=lambda r: r.step)
-    ctx = Context(ActivationCache(CacheSettings(tmp_path)), "cpu", PromptSource(n_background=256))
+    ctx = Context(ContextSettings(CacheSettings(tmp_path), "cpu", PromptSource(n_background=256)))
     a = GradInterference(GradInterferenceConfig(n_batches=1))
     for ref in (refs[0], refs[-1]):
         r = a.run(Unit(a.name, (ref,)), ctx)

@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from interp.cli import app
-from interp.context import PromptSource
+from conftest import cli
+from interp.prompts import PromptSource
 from interp.manifest import discover
 from interp.results import load_results
 
@@ -35,7 +34,7 @@ def test_hf_step_folders_are_discovered(hf_series):
 
 
 def test_analyze_hf_series_from_a_token_file(hf_series, tmp_path):
-    r = CliRunner().invoke(app, ["analyze", "--checkpoint-dir", str(hf_series), "--tokens",
+    r = cli(["analyze", "--checkpoint-dir", str(hf_series), "--tokens",
                                  str(hf_series / "tokens.npy"), "-a", "neuron-stats", "-a", "universal-neurons",
                                  "--out", str(tmp_path), "--quiet", "--device", "cpu"])
     assert r.exit_code == 0, r.output
@@ -47,7 +46,7 @@ def test_analyze_hf_series_from_a_token_file(hf_series, tmp_path):
 
 
 def test_series_without_tasks_needs_a_token_file(hf_series, tmp_path):
-    r = CliRunner().invoke(app, ["analyze", "--checkpoint-dir", str(hf_series), "-a", "neuron-stats",
+    r = cli(["analyze", "--checkpoint-dir", str(hf_series), "-a", "neuron-stats",
                                  "--out", str(tmp_path), "--quiet"])
     assert r.exit_code == 2 and "--tokens" in r.output
 

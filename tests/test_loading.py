@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from conftest import tiny_model_kwargs
-from interp.errors import CheckpointError, ConfigError
-from interp.loading import (ModelSlot, Processing, build_model, load_hf_folder, load_model, resolve_device,
+from interp.errors import CheckpointError, ConfigError, UnsafeInputError
+from interp.manifest import Processing
+from interp.loading import (ModelSlot, build_model, load_hf_folder, load_model, resolve_device,
                             save_checkpoint)
 from interp.manifest import load_manifest
 
@@ -32,7 +33,7 @@ def test_pickle_refused_unless_opted_in_then_weights_only(saved, tmp_path):
     model, kw, _ = saved
     pt = tmp_path / "m.pt"
     torch.save(dict(model.named_parameters()), pt)
-    with pytest.raises(CheckpointError, match="pickle.*allow_pickle=True"):
+    with pytest.raises(UnsafeInputError, match="pickle.*allow_pickle=True"):
         load_model(pt, kw, device="cpu")
     loaded = load_model(pt, kw, device="cpu", allow_pickle=True)
     toks = torch.randint(0, 20, (4, 3))

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from interp.analyzers.base import Result
+from interp.results import Result
 from interp.errors import InterpError
 from interp.results import is_complete, load_result, load_results, save_result, unit_paths
 

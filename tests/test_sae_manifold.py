@@ -46,7 +46,8 @@ def test_metrics_against_brute_force(ring):
     w_dec = rng.normal(size=(6, x.shape[1]))
     w_dec[:2] = m.basis.T                                # two latents in the circle's plane
     recon = codes @ w_dec
-    met = manifold_metrics(x, codes, recon, w_dec, m.theta, m.basis)
+    fit = manifold_metrics(x, codes, recon, w_dec, m.theta, m.basis)
+    met = fit.metrics
     assert met["explained_variance"] == pytest.approx(
         1 - np.sum((x - recon) ** 2) / np.sum((x - x.mean(0)) ** 2))
     assert met["l0"] == pytest.approx(np.mean([(row > 0).sum() for row in codes]))
@@ -69,10 +70,11 @@ def test_wide_topk_sae_tiles_the_circle(ring):
     m, x = ring
     sae = fit_sae(x, SAESpec.parse("topk:64:1"), steps=1500)
     codes, recon, w_dec = encode(sae, x)
-    met = manifold_metrics(x, codes, recon, w_dec, m.theta, m.basis)
+    fit = manifold_metrics(x, codes, recon, w_dec, m.theta, m.basis)
+    met = fit.metrics
     assert met["coverage"] >= 0.95
     assert met["latents_on_manifold"] > 8
-    assert rayleigh_p(met["_rf"][0]) == met["centre_uniformity_p"] >= 0.01
+    assert rayleigh_p(fit.receptive_fields[0]) == met["centre_uniformity_p"] >= 0.01
     assert met["fit_kind"] == "tiling"
 
 
@@ -80,7 +82,8 @@ def test_two_latent_budget_captures_the_subspace(ring):
     m, x = ring
     sae = fit_sae(x, SAESpec.parse("topk:2:2"), steps=1500)
     codes, recon, w_dec = encode(sae, x)
-    met = manifold_metrics(x, codes, recon, w_dec, m.theta, m.basis)
+    fit = manifold_metrics(x, codes, recon, w_dec, m.theta, m.basis)
+    met = fit.metrics
     assert met["latents_on_manifold"] == 2 and met["subspace_capture"] >= 0.9
     assert met["fit_kind"] == "subspace"
 

@@ -2,16 +2,17 @@ import numpy as np
 import pytest
 
 from conftest import LA, planted  # noqa: F401
-from interp.activations.cache import ActivationCache, CacheSettings
+from interp.activations.cache import CacheSettings
 from interp.analyzers.base import Unit
 from interp.analyzers.task_allocation import TaskAllocation, jaccard, mass_set
-from interp.context import Context, PromptSource
+from interp.context import Context, ContextSettings
+from interp.prompts import PromptSource
 from interp.loading import SLOT
 
 
 def test_planted_allocation_is_exact_and_ablation_confirms_it(tmp_path):
     ref, prompts = planted(tmp_path)
-    ctx = Context(ActivationCache(CacheSettings(tmp_path / "cache")), "cpu", PromptSource(fixed=prompts))
+    ctx = Context(ContextSettings(CacheSettings(tmp_path / "cache"), "cpu", PromptSource(fixed=prompts)))
     analyzer = TaskAllocation()
     ctx.ensure(ref, analyzer.needs(ref))
     r = analyzer.run(Unit(analyzer.name, (ref,)), ctx)

@@ -10,8 +10,8 @@ import torch
 
 from interp.activations.cache import ActivationCache, CacheSettings
 from interp.analyzers.grad_interference import GradientSpace, task_grad
-from interp.context import PromptSource
-from interp.errors import ConfigError
+from interp.prompts import PromptSource
+from interp.errors import ConfigError, PromptError
 from interp.loading import load_ref
 from interp.metrics import masked_next_token_loss
 
@@ -73,7 +73,7 @@ def test_bad_token_files_are_refused_by_name(tmp_path, bad, match):
     path = tmp_path / "t.npy"
     if bad is not None:
         np.save(path, bad)
-    with pytest.raises(ConfigError, match=match) as e:
+    with pytest.raises(PromptError if bad is not None else ConfigError, match=match) as e:
         PromptSource(tokens_file=path).build(None)
     assert str(path) in str(e.value)
 

@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from interp.activations.cache import ActivationCache, CacheSettings
+from interp.activations.cache import CacheSettings
 from interp.analyzers.base import Unit
 from interp.analyzers.universal_neurons import UniversalNeurons, cross_seed_correlations, excess, haar_rotation
-from interp.context import Context, PromptSource
+from interp.context import Context, ContextSettings
+from interp.prompts import PromptSource
 from interp.loading import SLOT, load_ref, save_checkpoint
 from interp.manifest import file_sha256
 
@@ -111,7 +112,7 @@ def test_permuted_copy_matches_every_neuron_at_its_permuted_index(wide_ref, tmp_
     path = tmp_path / "perm.safetensors"
     save_checkpoint(permuted_copy(model, perm), path)
     other = replace(wide_ref, seed=99, path=path, sha256=file_sha256(path))
-    ctx = Context(ActivationCache(CacheSettings(tmp_path / "cache")), "cpu", PromptSource(n_background=128))
+    ctx = Context(ContextSettings(CacheSettings(tmp_path / "cache"), "cpu", PromptSource(n_background=128)))
     analyzer = UniversalNeurons()
     for ref in (wide_ref, other):
         ctx.ensure(ref, analyzer.needs(ref))

@@ -10,7 +10,6 @@ interact).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from interp.activations.store import HookArray, HookWriter, cache_key, hook_file, is_complete
 from interp.errors import HookNameError, NonFiniteError, suggest
+from interp.hooks import hook_layer, is_mlp_activation
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from interp.manifest import CheckpointRef
     from interp.tasks import PromptSet
 
-_LAYER = re.compile(r"^blocks\.(\d+)\.")
 
 
 def check_hooks(valid: Iterable[str], hooks: Iterable[str], where: str = "the model") -> None:
@@ -40,12 +39,12 @@ def stop_layer(hooks: Iterable[str], n_layers: int) -> int | None:
     """The ``stop_at_layer`` that still computes every hook, or None when one lies past the last block."""
     layers = []
     for h in hooks:
-        m = _LAYER.match(h)
-        if not m:
+        layer = hook_layer(h)
+        if layer is None:
             if h.startswith(("hook_embed", "hook_pos_embed")):   # computed before block 0
                 continue
             return None
-        layers.append(int(m.group(1)))
+        layers.append(layer)
     top = max(layers, default=-1) + 1
     return None if top >= n_layers else max(top, 1)
 
@@ -64,7 +63,9 @@ class ActivationCache:
         self.forward_passes = 0  # counts model forward batches: tests use it to prove reuse
 
     def key(self, ref: CheckpointRef, prompts: PromptSet) -> str:
-        return cache_key(ref.id, ref.sha256, prompts.digest(), ref.processing.key())
+        """Everything the stored values depend on: the checkpoint's bytes, the prompts, the weight processing and
+        the storage dtype (a float16 cache is not a float32 one)."""
+        return cache_key(ref.id, ref.sha256, prompts.digest(), f"{ref.processing.key()}|{self.s.storage_dtype}")
 
     def path(self, ref: CheckpointRef, prompts: PromptSet, hook: str, grad: bool = False) -> Path:
         return hook_file(self.s.root, self.key(ref, prompts), hook, grad)
@@ -84,14 +85,14 @@ class ActivationCache:
         model = model_fn()
         check_hooks(model.hook_dict, set(need) | set(need_grad), f"checkpoint {ref.id}")
         meta = {"checkpoint": ref.id, "sha256": ref.sha256 or "", "prompts": prompts.digest(),
-                "processing": ref.processing.key(), "n_prompts": len(prompts)}
-        if need_grad:  # the backward pass also yields the activations of the same hooks
-            self._run(model, prompts, sorted(set(need) | set(need_grad)), need_grad, meta)
-        else:
-            self._run(model, prompts, need, [], meta)
+                "processing": ref.processing.key(), "storage_dtype": self.s.storage_dtype, "n_prompts": len(prompts)}
+        hooks = sorted(set(need) | set(need_grad)) if need_grad else need  # a backward pass also yields activations
+        paths = {(h, False): self.path(ref, prompts, h) for h in hooks}
+        paths.update({(h, True): self.path(ref, prompts, h, grad=True) for h in need_grad})
+        self._run(model, prompts, hooks, need_grad, meta, paths)
 
     def _run(self, model: HookedTransformer, prompts: PromptSet, hooks: list[str], grad_hooks: list[str],
-             meta: dict) -> None:
+             meta: dict, paths: dict[tuple[str, bool], Path]) -> None:
         import torch
         from tqdm.auto import tqdm
 
@@ -111,7 +112,7 @@ class ActivationCache:
         # Writing runs on one background thread so the next batch's forward pass overlaps this batch's conversion
         # and HDF5 write (torch releases the GIL while it computes). The queue holds at most two batches, so memory
         # stays bounded; one thread keeps writes in order.
-        out = _Background(lambda item: self._write(writers, *item, meta), depth=2)
+        out = _Background(lambda item: self._write(writers, *item, meta, paths), depth=2)
         try:
             for start in tqdm(range(0, len(prompts), bs), desc=f"cache {meta['checkpoint']}",
                               disable=not self.progress or len(prompts) <= 20 * bs, leave=False):
@@ -119,7 +120,7 @@ class ActivationCache:
                 toks = token_tensor(part.tokens, self.device)
                 fwd = [(h, keep) for h in hooks]
                 if grad_hooks:
-                    from interp.loading import deterministic
+                    from interp.determinism import deterministic
 
                     with torch.enable_grad(), deterministic():
                         logits = model.run_with_hooks(toks, fwd_hooks=fwd)
@@ -145,7 +146,7 @@ class ActivationCache:
                 w.abort()
             raise
 
-    def _write(self, writers: dict, hook: str, grad: bool, t, meta: dict) -> None:
+    def _write(self, writers: dict, hook: str, grad: bool, t, meta: dict, paths: dict) -> None:
         import torch
 
         # dtype conversion and the finiteness count run in torch (multi-threaded, one pass each): in numpy they
@@ -162,12 +163,11 @@ class ActivationCache:
         w = writers.get((hook, grad))
         if w is None:
             dims = ("prompt", "pos") + tuple(f"dim{i}" for i in range(arr.ndim - 2))
-            if hook.endswith(("mlp.hook_post", "mlp.hook_pre")):
+            if is_mlp_activation(hook):
                 dims = ("prompt", "pos", "neuron")
             attrs = {**meta, "hook": hook, "grad": grad, "json": json.dumps(meta)}
-            w = writers[(hook, grad)] = HookWriter(hook_file(self.s.root, cache_key(
-                meta["checkpoint"], meta["sha256"] or None, meta["prompts"], meta["processing"]), hook, grad),
-                arr.shape[1:], dims, attrs, dtype=self.s.storage_dtype, expected_rows=meta["n_prompts"])
+            w = writers[(hook, grad)] = HookWriter(paths[(hook, grad)], arr.shape[1:], dims, attrs,
+                                                   dtype=self.s.storage_dtype, expected_rows=meta["n_prompts"])
         w.append(arr, nonfinite=n_bad)
 
     def open(self, ref: CheckpointRef, prompts: PromptSet, hook: str, grad: bool = False) -> HookArray:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from interp import atomic
+from interp.errors import OutputError
+from interp.trust import safe_hook
 
 DATASET = "data"
 
@@ -25,24 +28,34 @@ def cache_key(checkpoint_id: str, sha256: str | None, prompts_digest: str, proce
 
 
 def hook_file(root: Path, key: str, hook: str, grad: bool = False) -> Path:
+    safe_hook(hook)
     return Path(root) / key / (f"{hook}.grad.h5" if grad else f"{hook}.h5")
 
 
 class HookWriter:
-    """Appends [prompt, ...] blocks of one hook's activations to a temporary HDF5 file; ``commit`` makes it final."""
+    """Appends [prompt, ...] blocks of one hook's activations to a temporary HDF5 file; ``commit`` makes it final.
+
+    The free space for the whole array (``expected_rows``) is checked before the first byte is written: HDF5 does
+    not fail cleanly when the disk fills under it. Any OS error becomes ``OutputError`` and removes the temporary."""
 
     def __init__(self, path: Path, row_shape: tuple[int, ...], dims: tuple[str, ...], attrs: dict,
                  dtype: str = "float32", chunk_rows: int = 1024, expected_rows: int | None = None):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}.{threading.get_ident()}")
-        self._f = h5py.File(self.tmp, "w")
-        self._ds = self._f.create_dataset(DATASET, shape=(0, *row_shape), maxshape=(None, *row_shape),
-                                          dtype=np.dtype(dtype), chunks=(_chunk_rows(row_shape, dtype, chunk_rows, expected_rows),
-                                                                         *row_shape))
-        self._ds.attrs["dims"] = list(dims)
-        for k, v in attrs.items():
-            self._ds.attrs[k] = v
+        self.tmp = atomic.temp_name(self.path)
+        row_bytes = int(np.prod(row_shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic.ensure_space(self.path, row_bytes * (expected_rows or 0))
+            self._f = h5py.File(self.tmp, "w")
+            rows = _chunk_rows(row_shape, dtype, chunk_rows, expected_rows)
+            self._ds = self._f.create_dataset(DATASET, shape=(0, *row_shape), maxshape=(None, *row_shape),
+                                              dtype=np.dtype(dtype), chunks=(rows, *row_shape))
+            self._ds.attrs["dims"] = list(dims)
+            for k, v in attrs.items():
+                self._ds.attrs[k] = v
+        except OSError as e:
+            self.abort()
+            raise OutputError(atomic.describe_os_error(e, self.path)) from None
         self.n = 0
         self.nonfinite = 0
 
@@ -50,22 +63,34 @@ class HookWriter:
         """``nonfinite``: the block's count of non-finite values when the caller already has it."""
         m = block.shape[0]
         self.nonfinite += int(block.size - np.isfinite(block).sum()) if nonfinite is None else nonfinite
-        self._ds.resize(self.n + m, axis=0)
-        self._ds[self.n: self.n + m] = block
+        try:
+            self._ds.resize(self.n + m, axis=0)
+            self._ds[self.n: self.n + m] = block
+        except OSError as e:
+            self.abort()
+            raise OutputError(atomic.describe_os_error(e, self.path)) from None
         self.n += m
 
     def commit(self) -> Path:
-        self._ds.attrs["nonfinite"] = self.nonfinite
-        self._ds.attrs["complete"] = True
-        self._f.flush()
-        os.fsync(self._f.id.get_vfd_handle())
-        self._f.close()
-        self.tmp.replace(self.path)
+        try:
+            self._ds.attrs["nonfinite"] = self.nonfinite
+            self._ds.attrs["complete"] = True
+            self._f.flush()
+            self._f.close()
+            atomic.fsync_file(self.tmp)
+            os.replace(self.tmp, self.path)
+        except OSError as e:
+            self.abort()
+            raise OutputError(atomic.describe_os_error(e, self.path)) from None
         return self.path
 
     def abort(self) -> None:
+        f = getattr(self, "_f", None)
         try:
-            self._f.close()
+            if f is not None and f.id.valid:
+                f.close()
+        except Exception:   # closing a file whose disk is full may fail again; the temporary goes regardless
+            pass
         finally:
             self.tmp.unlink(missing_ok=True)
 

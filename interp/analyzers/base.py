@@ -1,29 +1,29 @@
 """The analyzer contract.
 
-An analyzer module holds a frozen ``Config`` dataclass, a ``Result`` subclass and the analyzer class. Like a
-scikit-learn estimator, the constructor only stores the config; validation happens when it sees checkpoints.
+An analyzer module holds a frozen ``Config`` (an ``interp.config.Options``: validated on construction), optionally a
+``Result`` subclass with typed accessors, and the analyzer class. Like a scikit-learn estimator, the constructor only
+stores the config.
 
 - ``needs(ref)`` declares hooks (and hooks whose loss gradients it wants) and its scope, so the runner caches every
   activation once for all analyzers that want it;
+- ``select(refs)`` says which checkpoints it applies to (default: all);
 - ``run(unit, ctx)`` streams over cached chunks with accumulators (float64 where sums are long) and returns a
-  ``Result``; it is deterministic: the same unit gives the same Result;
+  ``Result``; it is deterministic: the same unit gives the same Result, and it keeps no state between units
+  (per-run memos live in the ``Context``, keyed by what they depend on);
 - ``summarize(results, out_dir)`` (optional) turns a series of unit results into series-level headline numbers
   and figures.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-
-from interp.errors import ConfigError, suggest
+from interp.config import Options
+from interp.results import Result
 
 if TYPE_CHECKING:
     from interp.context import Context
@@ -37,10 +37,12 @@ class Scope(str, Enum):
 
 @dataclass(frozen=True)
 class Needs:
+    """What the runner must have cached before ``run``: activations of ``hooks``, and activations plus loss
+    gradients of ``grad_hooks``. Analyzers that use the model itself ask the context for it (``ctx.model``)."""
+
     hooks: tuple[str, ...] = ()
     grad_hooks: tuple[str, ...] = ()
     scope: Scope = Scope.CHECKPOINT
-    model: bool = False  # needs the model itself (weights, ablations, gradients of parameters)
 
 
 @dataclass(frozen=True)
@@ -56,60 +58,27 @@ class Unit:
         return r.id if len(self.refs) == 1 else f"{r.run}/step{r.step}"
 
 
-@dataclass
-class Result:
-    """Arrays with named dimensions plus JSON-able scalars. Subclasses add typed accessors."""
-
-    analyzer: str
-    unit_id: str
-    config: dict[str, Any]
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
-    dims: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    scalars: dict[str, Any] = field(default_factory=dict)
-    provenance: dict[str, Any] = field(default_factory=dict)
-
-    def add(self, name: str, array: Any, dims: tuple[str, ...]) -> None:
-        arr = array.detach().cpu().numpy() if hasattr(array, "detach") else np.asarray(array)
-        if arr.ndim != len(dims):
-            raise ValueError(f"array {name!r} has {arr.ndim} dims, named {dims}")
-        self.arrays[name], self.dims[name] = arr, tuple(dims)
-
-    def equals(self, other: Result) -> bool:
-        """Bit-for-bit equality of arrays (NaN equal to NaN) and equality of everything else."""
-        if (self.analyzer, self.unit_id, self.config, self.dims) != (other.analyzer, other.unit_id, other.config,
-                                                                       other.dims):
-            return False
-        if json.dumps(self.scalars, sort_keys=True) != json.dumps(other.scalars, sort_keys=True):
-            return False
-        return set(self.arrays) == set(other.arrays) and all(
-            a.dtype == other.arrays[k].dtype and a.shape == other.arrays[k].shape
-            and np.array_equal(a, other.arrays[k], equal_nan=a.dtype.kind == "f")
-            for k, a in self.arrays.items())
-
-
 class Analyzer(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
-    Config: ClassVar[type]
+    Config: ClassVar[type[Options]]
     Result: ClassVar[type[Result]] = Result
 
-    def __init__(self, config: Any = None):
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if "name" in cls.__dict__ and "Config" in cls.__dict__:
+            cls.Config.label = f"analyzer {cls.name!r}"     # so option errors name the analyzer
+
+    def __init__(self, config: Options | None = None):
         self.config = config if config is not None else self.Config()
 
     @classmethod
-    def config_from(cls, overrides: dict[str, Any]) -> Any:
-        """A config from string or typed overrides (``--set key=value``); unknown keys list the valid ones."""
-        fields = {f.name: f for f in dataclasses.fields(cls.Config)}
-        typed = {}
-        for k, v in overrides.items():
-            if k not in fields:
-                raise ConfigError(f"analyzer {cls.name!r} has no setting {k!r}; valid: {sorted(fields)}."
-                                  + suggest(k, fields))
-            typed[k] = _coerce(v, getattr(cls.Config(), k), k, cls.name)
-        return cls.Config(**typed)
+    def config_from(cls, overrides: dict[str, Any]) -> Options:
+        """A validated config from typed values or ``--set`` strings; errors name the analyzer and option."""
+        return cls.Config.from_overrides(overrides)
 
     def config_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self.config)))
+        return self.config.to_json()
 
     @abstractmethod
     def needs(self, ref: CheckpointRef) -> Needs: ...
@@ -129,42 +98,3 @@ class Analyzer(ABC):
     def summarize(self, results: list[Result], out_dir: Path) -> dict[str, Any]:
         """Series-level headline numbers (and figures written under ``out_dir``); default: none."""
         return {}
-
-
-def mlp_hooks(ref: CheckpointRef, name: str = "hook_post") -> tuple[str, ...]:
-    """``blocks.{l}.mlp.<name>`` for every layer of the checkpoint's model."""
-    return tuple(f"blocks.{l}.mlp.{name}" for l in range(int(ref.model.get("n_layers", 0))))
-
-
-def by_run_step(results: list[Result]) -> dict[str, dict[int, list[Result]]]:
-    """Results grouped by run, then step (each list holds one result per seed or seed group)."""
-    out: dict[str, dict[int, list[Result]]] = {}
-    for r in results:
-        ck = r.provenance["checkpoints"][0]
-        out.setdefault(ck["run"], {}).setdefault(int(ck["step"]), []).append(r)
-    return {run: dict(sorted(steps.items())) for run, steps in sorted(out.items())}
-
-
-def _coerce(value: Any, default: Any, key: str, analyzer: str) -> Any:
-    if isinstance(default, tuple) and isinstance(value, list):   # a config read back from JSON
-        return tuple(value)
-    if not isinstance(value, str) or isinstance(default, str):
-        return value
-    try:
-        if isinstance(default, bool):
-            if value.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(value)
-            return value.lower() in ("true", "1")
-        if isinstance(default, int):
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-        if isinstance(default, tuple):
-            return tuple(json.loads(value)) if value.startswith("[") else tuple(
-                type(default[0])(x) if default else x for x in value.split(","))
-        if default is None:
-            return json.loads(value)
-    except (ValueError, json.JSONDecodeError) as e:
-        raise ConfigError(f"analyzer {analyzer!r}: setting {key}={value!r} is not a valid "
-                          f"{type(default).__name__}") from e
-    return value

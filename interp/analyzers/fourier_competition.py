@@ -24,14 +24,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from interp.analyzers.base import Analyzer, Needs, Result, Scope, Unit
-from interp.loading import deterministic
+from interp.analyzers.base import Analyzer, Needs, Scope, Unit
+from interp.config import Options, option
+from interp.determinism import deterministic
 from interp.report.series import summarize_scalars
+from interp.results import Result, by_run_step
 
 
 @dataclass(frozen=True)
-class FourierCompetitionConfig:
-    survive_factor: float = 2.0     # s_k > factor * mean(s) survives (the paper's rule)
+class FourierCompetitionConfig(Options):
+    survive_factor: float = option(2.0, gt=0)     # s_k > factor * mean(s) survives (the paper's rule)
 
 
 class FourierCompetitionResult(Result):
@@ -58,7 +60,7 @@ class FourierCompetition(Analyzer):
     Result = FourierCompetitionResult
 
     def needs(self, ref) -> Needs:
-        return Needs(scope=Scope.CHECKPOINT, model=True)
+        return Needs(scope=Scope.CHECKPOINT)
 
     def select(self, refs: list) -> list:
         from interp.tasks import find_task
@@ -69,7 +71,7 @@ class FourierCompetition(Analyzer):
     def run(self, unit: Unit, ctx) -> FourierCompetitionResult:
         import torch
 
-        from interp.analyzers.grad_interference import summed_loss
+        from interp.metrics import summed_loss
         from interp.manifolds import embedding_spectrum, surviving
         from interp.tasks import build_tasks, find_task
 
@@ -98,7 +100,6 @@ class FourierCompetition(Analyzer):
     def summarize(self, results: list[Result], out_dir) -> dict:
         from pathlib import Path
 
-        from interp.analyzers.base import by_run_step
         from interp.report.plots import pyplot, save
 
         out_dir = Path(out_dir)
@@ -106,13 +107,13 @@ class FourierCompetition(Analyzer):
         out["headline"], out["fittest"], figures = {}, {}, []
         for run, steps in by_run_step(results).items():
             first, last = steps[min(steps)], steps[max(steps)]
-            by_seed = {r.provenance["checkpoints"][0]["seed"]: r for r in first}
-            pairs = [(by_seed[r.provenance["checkpoints"][0]["seed"]], r) for r in last
-                     if r.provenance["checkpoints"][0]["seed"] in by_seed]
+            by_seed = {r.seed: r for r in first}
+            pairs = [(by_seed[r.seed], r) for r in last
+                     if r.seed in by_seed]
             alive = np.concatenate([end.surviving for _, end in pairs])
             fit = {"auroc_initial_signal": auroc(np.concatenate([a.arrays["signal"] for a, _ in pairs]), alive),
                    "auroc_initial_grad": auroc(np.concatenate([a.arrays["grad_signal"] for a, _ in pairs]), alive),
-                   "survivors": {str(end.provenance["checkpoints"][0]["seed"]): end.scalars["circles"]
+                   "survivors": {str(end.seed): end.scalars["circles"]
                                  for _, end in pairs}}
             out["fittest"][run] = fit
             out["headline"][f"{run} circles at step {max(steps)} (per seed)"] = [r.scalars["n_circles"] for r in last]
@@ -121,9 +122,9 @@ class FourierCompetition(Analyzer):
             plt = pyplot()
             fig, axes = plt.subplots(1, len(last), figsize=(4.5 * len(last), 3.5), squeeze=False)
             for ax, end in zip(axes[0], last):
-                seed = end.provenance["checkpoints"][0]["seed"]
+                seed = end.seed
                 xs = [max(st, 1) for st in steps]
-                traj = np.stack([next(r for r in steps[st] if r.provenance["checkpoints"][0]["seed"] == seed)
+                traj = np.stack([next(r for r in steps[st] if r.seed == seed)
                                  .arrays["signal"] for st in steps])                   # [step, frequency]
                 for k in range(traj.shape[1]):
                     live = end.surviving[k]

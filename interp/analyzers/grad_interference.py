@@ -39,18 +39,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from interp.activations.stats import cosine_matrix
-from interp.analyzers.base import Analyzer, Needs, Result, Scope, Unit
-from interp.loading import deterministic
+from interp.analyzers.base import Analyzer, Needs, Scope, Unit
+from interp.config import Options, option
+from interp.determinism import deterministic
+from interp.hooks import mlp_param
+from interp.metrics import in_chunks, scored_count, summed_loss, task_loss
 from interp.report.series import curve, summarize_scalars
+from interp.results import Result, by_run_step
 
 
 @dataclass(frozen=True)
-class GradInterferenceConfig:
-    lr: float = 1e-4
-    k_neurons: int = 8
-    n_batches: int = 4
-    batch_size: int = 256
-    seed: int = 10_000      # of the mixed batches (a stream seed no training run uses)
+class GradInterferenceConfig(Options):
+    lr: float = option(1e-4, gt=0)
+    k_neurons: int = option(8, ge=1)
+    n_batches: int = option(4, ge=1)
+    batch_size: int = option(256, ge=1)
+    seed: int = option(10_000, ge=0)      # of the mixed batches (a stream seed no training run uses)
     check_first_order: bool = True
     exclude: tuple[str, ...] = ()
 
@@ -90,9 +94,9 @@ class GradientSpace:
     def neuron_norms(self, g: np.ndarray, layer: int = 0) -> np.ndarray:
         """[neuron] norm of g over each first-layer neuron's parameters (W_in column, b_in, W_out row)."""
         parts = []
-        for name, shape_fn in ((f"blocks.{layer}.mlp.W_in", lambda a, p: a.reshape(p.shape).T),
-                               (f"blocks.{layer}.mlp.b_in", lambda a, p: a.reshape(-1, 1)),
-                               (f"blocks.{layer}.mlp.W_out", lambda a, p: a.reshape(p.shape))):
+        for name, shape_fn in ((mlp_param(layer, "W_in"), lambda a, p: a.reshape(p.shape).T),
+                               (mlp_param(layer, "b_in"), lambda a, p: a.reshape(-1, 1)),
+                               (mlp_param(layer, "W_out"), lambda a, p: a.reshape(p.shape))):
             if name in self.names:
                 i = self.names.index(name)
                 parts.append(shape_fn(g[self.offsets[i]:self.offsets[i + 1]], self.params[i]) ** 2)
@@ -101,8 +105,8 @@ class GradientSpace:
     def neuron_index(self, neurons: np.ndarray, layer: int = 0) -> np.ndarray:
         """Flat indices of the given neurons' parameters."""
         idx = []
-        for name, kind in ((f"blocks.{layer}.mlp.W_in", "col"), (f"blocks.{layer}.mlp.b_in", "vec"),
-                           (f"blocks.{layer}.mlp.W_out", "row")):
+        for name, kind in ((mlp_param(layer, "W_in"), "col"), (mlp_param(layer, "b_in"), "vec"),
+                           (mlp_param(layer, "W_out"), "row")):
             if name not in self.names:
                 continue
             i = self.names.index(name)
@@ -112,42 +116,15 @@ class GradientSpace:
         return np.concatenate(idx)
 
 
-def _chunks(rows: np.ndarray, size: int):
-    for i in range(0, len(rows), size):
-        yield rows[i:i + size]
-
-
-def summed_loss(model, tokens, mask):
-    """Summed scored next-token loss of a batch of prompt rows (a torch scalar)."""
-    from interp.metrics import batch_tensor, masked_next_token_loss, token_tensor
-
-    device = next(model.parameters()).device
-    toks = token_tensor(tokens, device)
-    return masked_next_token_loss(model(toks), toks, batch_tensor(mask, device), reduction="none").sum()
-
-
-def scored_count(mask, rows: np.ndarray, chunk: int) -> int:
-    return sum(int(np.count_nonzero(mask[c])) for c in _chunks(rows, chunk))
-
-
 def task_grad(space: GradientSpace, model, prompts, rows: np.ndarray, chunk: int,
               normaliser: float | None = None) -> np.ndarray:
     """[param] gradient of the summed loss of prompts ``rows`` / ``normaliser`` (default: their scored-token count),
     one backward per ``chunk`` prompts: a sum of chunk gradients, so memory is bounded by the chunk, not the task."""
     normaliser = normaliser or max(1, scored_count(prompts.loss_mask, rows, chunk))
     g = np.zeros(space.offsets[-1])
-    for c in _chunks(rows, chunk):
+    for c in in_chunks(rows, chunk):
         g += space.grad(summed_loss(model, prompts.tokens[c], prompts.loss_mask[c]) / normaliser)
     return g
-
-
-def task_loss(model, prompts, rows: np.ndarray, chunk: int) -> float:
-    """Mean scored loss of prompts ``rows``, chunked (no graph is built)."""
-    import torch
-
-    with torch.inference_mode():
-        total = sum(float(summed_loss(model, prompts.tokens[c], prompts.loss_mask[c])) for c in _chunks(rows, chunk))
-    return total / max(1, scored_count(prompts.loss_mask, rows, chunk))
 
 
 class GradInterference(Analyzer):
@@ -157,7 +134,7 @@ class GradInterference(Analyzer):
     Result = GradInterferenceResult
 
     def needs(self, ref) -> Needs:
-        return Needs(scope=Scope.CHECKPOINT, model=True)
+        return Needs(scope=Scope.CHECKPOINT)
 
     @deterministic()   # bit-reproducible backward passes (the embedding's scatter-add)
     def run(self, unit: Unit, ctx) -> GradInterferenceResult:
@@ -275,7 +252,6 @@ class GradInterference(Analyzer):
     def summarize(self, results: list[Result], out_dir) -> dict:
         from pathlib import Path
 
-        from interp.analyzers.base import by_run_step
         from interp.report.plots import heatmap, lines_by_run
 
         out_dir = Path(out_dir)

@@ -11,11 +11,15 @@ Constant neurons get variance 0 and skew = kurtosis = 0 (defined, not NaN).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from interp.activations.stats import RunningMoments
-from interp.analyzers.base import Analyzer, Needs, Result, Scope, Unit, mlp_hooks
+from interp.analyzers.base import Analyzer, Needs, Scope, Unit
+from interp.config import Options, option
+from interp.hooks import act_name, mlp_hooks
+from interp.results import Result
 from interp.tasks import LABEL_POS
 
 STATS = ("mean", "var", "skew", "kurtosis", "act_freq")
@@ -24,10 +28,10 @@ WEIGHT_STATS = ("w_in_norm", "w_out_norm", "cos_in_out", "vocab_cos_mean", "voca
 
 
 @dataclass(frozen=True)
-class NeuronStatsConfig:
-    positions: str = "all"          # "all" token positions, or "label": only the position that predicts LABEL
+class NeuronStatsConfig(Options):
+    positions: Literal["all", "label"] = "all"   # every token position, or only the one that predicts LABEL
     active_threshold: float = 0.0   # on the pre-activation; 0 is where ReLU/GELU neurons switch on
-    chunk_rows: int = 4096
+    chunk_rows: int = option(4096, ge=1)
 
 
 class NeuronStatsResult(Result):
@@ -43,11 +47,7 @@ class NeuronStats(Analyzer):
     Result = NeuronStatsResult
 
     def needs(self, ref) -> Needs:
-        if self.config.positions not in ("all", "label"):
-            from interp.errors import ConfigError
-
-            raise ConfigError(f"neuron-stats: positions must be 'all' or 'label', got {self.config.positions!r}")
-        return Needs(hooks=mlp_hooks(ref, "hook_pre"), scope=Scope.CHECKPOINT, model=True)
+        return Needs(hooks=mlp_hooks(ref.n_layers, "pre"), scope=Scope.CHECKPOINT)
 
     def run(self, unit: Unit, ctx) -> NeuronStatsResult:
         import torch
@@ -59,7 +59,7 @@ class NeuronStats(Analyzer):
         per_layer = {k: [] for k in STATS}
         for layer in range(n_layers):
             acc = RunningMoments(d_mlp, self.config.active_threshold)
-            for chunk in ctx.acts(ref, f"blocks.{layer}.mlp.hook_pre").chunks(self.config.chunk_rows):
+            for chunk in ctx.acts(ref, act_name("pre", layer)).chunks(self.config.chunk_rows):
                 x = torch.from_numpy(chunk)  # [prompt, pos, neuron]
                 x = x[:, LABEL_POS] if self.config.positions == "label" else x.reshape(-1, d_mlp)
                 acc.update(x)

@@ -10,9 +10,12 @@ from __future__ import annotations
 import importlib
 from functools import lru_cache
 from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
 
-from interp.analyzers.base import Analyzer
 from interp.errors import ConfigError, suggest
+
+if TYPE_CHECKING:   # the registry itself imports nothing heavy: `interp list` answers without numpy or torch
+    from interp.analyzers.base import Analyzer
 
 BUILTIN: dict[str, tuple[str, str]] = {
     # name: (target, one-line description, kept here so `interp list` imports nothing heavy)

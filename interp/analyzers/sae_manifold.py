@@ -17,24 +17,39 @@ a UMAP view with ``umap=true`` (off by default because its JIT compilation costs
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from interp.analyzers.base import Analyzer, Needs, Result, Scope, Unit
+from interp.analyzers.base import Analyzer, Needs, Scope, Unit
+from interp.config import Options, option
+from interp.hooks import act_name
+from interp.results import Result, by_run_step
 from interp.tasks import LABEL_POS, find_task
 
 
 @dataclass(frozen=True)
-class SAEManifoldConfig:
-    hook: str = "blocks.0.hook_resid_post"
+class SAEManifoldConfig(Options):
+    hook: str = act_name("resid_post", 0)
     saes: tuple[str, ...] = ("topk:2:2", "topk:16:1", "topk:64:1", "relu:32:0.3")
-    train_steps: int = 600
-    lr: float = 3e-3
-    max_freqs: int = 3
-    steps: str = "last"         # "last" step of each seed, or "all"
+    train_steps: int = option(600, ge=1)
+    lr: float = option(3e-3, gt=0)
+    max_freqs: int = option(3, ge=1)
+    steps: Literal["last", "all"] = "last"   # the last step of each seed, or every step
     views: bool = True           # 2-D PCA view of the activations
     umap: bool = False           # also a UMAP view (off by default: its JIT costs ~20 s per process, FIELD-NOTES)
-    seed: int = 0
+    seed: int = option(0, ge=0)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from interp.sae_fit import SAESpec
+        from interp.trust import safe_hook
+
+        safe_hook(self.hook)   # it becomes a cache file name
+
+        for s in self.saes:   # a bad spec fails here, before any activation is cached
+            SAESpec.parse(s)
 
 
 class SAEManifoldResult(Result):
@@ -50,17 +65,10 @@ class SAEManifold(Analyzer):
     Result = SAEManifoldResult
 
     def needs(self, ref) -> Needs:
-        return Needs(hooks=(self.config.hook,), scope=Scope.CHECKPOINT, model=True)
+        return Needs(hooks=(self.config.hook,), scope=Scope.CHECKPOINT)
 
     def select(self, refs: list) -> list:
         """Modular-addition runs only; their last step per seed unless ``steps='all'``."""
-        from interp.errors import ConfigError
-        from interp.sae_fit import SAESpec
-
-        if self.config.steps not in ("last", "all"):
-            raise ConfigError(f"sae-manifold: steps must be 'last' or 'all', got {self.config.steps!r}")
-        for s in self.config.saes:   # a bad spec fails here, before any activation is cached
-            SAESpec.parse(s)
         refs = [r for r in refs if find_task(r.mixture_spec, "modular_addition") is not None]
         if self.config.steps == "all":
             return refs
@@ -101,8 +109,7 @@ class SAEManifold(Analyzer):
             codes, recon, w_dec = encode(sae, x)
             rfs, binned = [], []
             for k, m in zip(freqs, circles):
-                met = manifold_metrics(x, codes, recon, w_dec, m.theta, m.basis)
-                met.pop("_on"), met.pop("_rf")
+                met = manifold_metrics(x, codes, recon, w_dec, m.theta, m.basis).metrics
                 rfs.append(receptive_fields(codes, m.theta))
                 binned.append(binned_response(codes, m.theta))
                 fits.append({"sae": text, "kind": text.split(":")[0], "d_sae": int(text.split(":")[1]),
@@ -118,8 +125,6 @@ class SAEManifold(Analyzer):
         return result
 
     def summarize(self, results: list[Result], out_dir) -> dict:
-        from interp.analyzers.sae_manifold_report import summarize_sae
-
         return summarize_sae(results, out_dir)
 
 
@@ -141,3 +146,61 @@ def umap2(x: np.ndarray, seed: int, max_points: int = 2048) -> np.ndarray:
         idx = np.random.default_rng(seed).permutation(len(x))[:max_points]
         out[idx] = umap.UMAP(n_components=2, random_state=seed, n_neighbors=15).fit_transform(x[idx])
     return out
+
+
+def summarize_sae(results: list[Result], out_dir) -> dict:
+    """Fit table per (run, step, seed); figures: PCA/UMAP views coloured by theta and by dominant latent, receptive
+    fields over theta, and capture vs dictionary width."""
+    from interp.report.plots import pyplot, save
+
+    out_dir = Path(out_dir)
+    per_run: dict = {}
+    figures = []
+    for run, steps in by_run_step(results).items():
+        per_run[run] = {str(step): {str(r.seed): r.scalars["fits"] for r in rs}
+                        for step, rs in steps.items()}
+        last = sorted(steps[max(steps)], key=lambda r: r.seed)
+        r0 = last[0]
+        saes = r0.config["saes"]
+        widest = max(range(len(saes)), key=lambda i: (saes[i].startswith("topk"), int(saes[i].split(":")[1])))
+        plt = pyplot()
+        if "pca" in r0.arrays:
+            views = [(n, r0.arrays[n]) for n in ("pca", "umap") if n in r0.arrays]
+            fig, axes = plt.subplots(len(views), 2, figsize=(9, 4 * len(views)), squeeze=False)
+            for row, (name, emb) in zip(axes, views):
+                row[0].scatter(emb[:, 0], emb[:, 1], c=r0.arrays["theta"][0], cmap="hsv", s=4)
+                row[0].set_title(f"{name.upper()} coloured by theta (k={r0.scalars['key_frequencies'][0]})")
+                row[1].scatter(emb[:, 0], emb[:, 1], c=r0.arrays[f"dominant_latent_{widest}"], cmap="tab20", s=4)
+                row[1].set_title(f"{name.upper()} coloured by dominant latent of {saes[widest]}")
+            figures.append(save(fig, out_dir / f"views_{run}.png"))
+        resp = r0.arrays[f"binned_response_{widest}"][0]                               # [bin, latent]
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        bins = (np.arange(resp.shape[0]) + 0.5) / resp.shape[0] * 2 * np.pi
+        for j in np.flatnonzero(resp.max(0) > 0):
+            ax.plot(bins, resp[:, j], lw=1)
+        ax.set_xlabel(f"theta (k={r0.scalars['key_frequencies'][0]})")
+        ax.set_ylabel("mean latent activation")
+        ax.set_title(f"{run}: receptive fields of {saes[widest]}")
+        figures.append(save(fig, out_dir / f"receptive_fields_{run}.png"))
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+        for kind in sorted({f["kind"] for f in r0.scalars["fits"]}):
+            rows = [f for r in last for f in r.scalars["fits"] if f["kind"] == kind]
+            widths = sorted({f["d_sae"] for f in rows})
+            for ax, key in zip(axes, ("subspace_capture", "latents_on_manifold")):
+                ax.plot(widths, [np.mean([f[key] for f in rows if f["d_sae"] == w]) for w in widths], marker="o",
+                        label=kind)
+                ax.set_xscale("log", base=2)
+                ax.set_xlabel("dictionary width d_sae")
+                ax.set_title(key.replace("_", " "))
+        axes[0].legend()
+        figures.append(save(fig, out_dir / f"capture_vs_width_{run}.png"))
+    headline = {}
+    for run, steps in per_run.items():
+        last = steps[max(steps, key=int)]
+        kinds: dict[str, list[str]] = {}
+        for fits in last.values():
+            for f in fits:
+                kinds.setdefault(f["sae"], []).append(f["fit_kind"])
+        for sae, ks in kinds.items():
+            headline[f"{run} {sae} fit kinds"] = ", ".join(f"{k} x{ks.count(k)}" for k in sorted(set(ks)))
+    return {"per_run": per_run, "figures": [str(f) for f in figures], "headline": headline}

@@ -21,21 +21,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from interp.analyzers.base import Analyzer, Needs, Result, Scope, Unit
-from interp.loading import deterministic
+from interp.analyzers.base import Analyzer, Needs, Scope, Unit
+from interp.config import Options, option
+from interp.determinism import deterministic
 from interp.report.series import summarize_scalars
+from interp.results import Result, by_run_step
 
 
 @dataclass(frozen=True)
-class StagesConfig:
+class StagesConfig(Options):
     llc: bool = True
-    eps: float = 1e-4
-    gamma: float = 100.0         # localisation: keeps chains near checkpoints that are not yet at a minimum
-    n_chains: int = 2
-    n_burnin: int = 10
-    n_draws: int = 20
-    batch_prompts: int = 128     # prompts per SGLD mini-batch
-    seed: int = 0
+    eps: float = option(1e-4, gt=0)
+    gamma: float = option(100.0, ge=0)      # localisation: keeps chains near checkpoints not yet at a minimum
+    n_chains: int = option(2, ge=1)
+    n_burnin: int = option(10, ge=0)
+    n_draws: int = option(20, ge=1)
+    batch_prompts: int = option(128, ge=1)  # prompts per SGLD mini-batch
+    seed: int = option(0, ge=0)
 
 
 class Stages(Analyzer):
@@ -44,11 +46,11 @@ class Stages(Analyzer):
     Config = StagesConfig
 
     def needs(self, ref) -> Needs:
-        return Needs(scope=Scope.CHECKPOINT, model=True)
+        return Needs(scope=Scope.CHECKPOINT)
 
     @deterministic()
     def run(self, unit: Unit, ctx) -> Result:
-        from interp.analyzers.grad_interference import scored_count, summed_loss, task_loss
+        from interp.metrics import scored_count, summed_loss, task_loss
 
         (ref,) = unit.refs
         model, prompts = ctx.model(ref), ctx.prompts(ref)
@@ -62,7 +64,7 @@ class Stages(Analyzer):
         if self.config.llc:
             from interp.llc import SGLDConfig, estimate_llc
 
-            prompts = self._train_prompts(ref, prompts)
+            prompts = self._train_prompts(ref, prompts, ctx)
             order = np.random.default_rng(self.config.seed).permutation(len(prompts))
             batches = [order[i:i + self.config.batch_prompts] for i in range(0, len(order), self.config.batch_prompts)]
             counts = [max(1, int(np.count_nonzero(prompts.loss_mask[b]))) for b in batches]
@@ -79,23 +81,19 @@ class Stages(Analyzer):
                                   else float("nan"), llc_diverged=out["diverged"])
         return result
 
-    def _train_prompts(self, ref, evaluation):
+    def _train_prompts(self, ref, evaluation, ctx):
         """The LLC is a property of the loss the checkpoint was trained on: every task's *train* split plus background
         sequences (a held-out split is not at a minimum, and SGLD would descend it, giving large negative values).
         Series without a mixture (a user's token file) use the evaluation prompts."""
         if ref.mixture_spec is None:
             return evaluation
-        cache = self.__dict__.setdefault("_train_prompts_by_run", {})
-        if ref.run not in cache:   # a function of the run's mixture, the same for every checkpoint
-            from interp.context import PromptSource
+        from interp.prompts import PromptSource
 
-            cache[ref.run] = PromptSource(n_background=256, split="train", seed=self.config.seed).build(ref)
-        return cache[ref.run]
+        return ctx.prompts(ref, PromptSource(n_background=256, split="train", seed=self.config.seed))
 
     def summarize(self, results: list[Result], out_dir) -> dict:
         from pathlib import Path
 
-        from interp.analyzers.base import by_run_step
         from interp.curves import rate_zero_crossings, s_curve_drops
         from interp.report.plots import pyplot, save
 
@@ -104,12 +102,12 @@ class Stages(Analyzer):
         out["drops"], out["boundaries"], out["headline"], figures = {}, {}, {}, []
         plt = pyplot()
         for run, steps in by_run_step(results).items():
-            seeds = sorted({r.provenance["checkpoints"][0]["seed"] for rs in steps.values() for r in rs})
+            seeds = sorted({r.seed for rs in steps.values() for r in rs})
             fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
             out["drops"][run], out["boundaries"][run] = {}, {}
             for seed in seeds:
-                rows = [(st, next(r for r in rs if r.provenance["checkpoints"][0]["seed"] == seed))
-                        for st, rs in steps.items() if any(r.provenance["checkpoints"][0]["seed"] == seed for r in rs)]
+                rows = [(st, next(r for r in rs if r.seed == seed))
+                        for st, rs in steps.items() if any(r.seed == seed for r in rs)]
                 xs = [st for st, _ in rows]
                 drops = {}
                 for task in rows[0][1].scalars["loss"]:

@@ -35,7 +35,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from interp.activations.stats import cosine_matrix
-from interp.analyzers.base import Analyzer, Needs, Result, Scope, Unit, mlp_hooks
+from interp.analyzers.base import Analyzer, Needs, Scope, Unit
+from interp.config import Options, option
+from interp.hooks import act_name, mlp_hooks
+from interp.results import Result, by_run_step
 from interp.report.series import summarize_scalars
 from interp.tasks import LABEL_POS
 
@@ -46,13 +49,13 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class TaskAllocationConfig:
-    mass: float = 0.9            # attribution mass a task's neuron set must hold
-    core_mass: float = 0.7       # mass of the core sets whose overlap is rare_common_overlap (see module doc)
-    top_k: int = 0               # ablate each task's top-k neurons; 0: its whole mass set
-    check_neurons: int = 8       # per task: top neurons and as many random ones ablated one at a time
-    chunk_rows: int = 4096
-    seed: int = 0
+class TaskAllocationConfig(Options):
+    mass: float = option(0.9, gt=0, le=1)        # attribution mass a task's neuron set must hold
+    core_mass: float = option(0.7, gt=0, le=1)   # mass of the core sets whose overlap is rare_common_overlap
+    top_k: int = option(0, ge=0)                 # ablate each task's top-k neurons; 0: its whole mass set
+    check_neurons: int = option(8, ge=1)         # per task: top neurons and as many random ones, one at a time
+    chunk_rows: int = option(4096, ge=1)
+    seed: int = option(0, ge=0)
 
 
 class TaskAllocationResult(Result):
@@ -110,7 +113,7 @@ class TaskAllocation(Analyzer):
     Result = TaskAllocationResult
 
     def needs(self, ref) -> Needs:
-        return Needs(grad_hooks=mlp_hooks(ref), scope=Scope.CHECKPOINT, model=True)
+        return Needs(grad_hooks=mlp_hooks(ref.n_layers), scope=Scope.CHECKPOINT)
 
     def select(self, refs: list) -> list:
         """Runs with tasks in their mixture (a token-file series has no task labels to allocate)."""
@@ -122,7 +125,7 @@ class TaskAllocation(Analyzer):
         model = ctx.model(ref)
         d_mlp = model.cfg.d_mlp
         tasks = list(prompts.task_names)
-        hooks = list(mlp_hooks(ref))
+        hooks = list(mlp_hooks(ref.n_layers))
         attr, mean_act = self._attribution(ctx, ref, prompts, hooks, len(tasks))   # [task, layer, neuron]
         flat = attr.reshape(len(tasks), -1)
         sets = np.stack([mass_set(a, self.config.mass) for a in flat])              # [task, unit]
@@ -246,7 +249,7 @@ def ablation_losses(model, prompts: PromptSet, variants: list[dict[int, np.ndarr
             act = act.view(n_var, b // n_var, pos, -1)
             return torch.where(mask[:, None, None, :], mean[None, None, :pos].to(act.dtype), act).view(b, pos, -1)
 
-        hooks.append((f"blocks.{layer}.mlp.hook_post", patch))
+        hooks.append((act_name("post", layer), patch))
     per_chunk = max(1, batch_size // n_var)
     loss_sum, correct = np.zeros(n_var), np.zeros(n_var)
     with torch.inference_mode():
@@ -266,7 +269,6 @@ def summarize_allocation(results: list[Result], out_dir) -> dict:
     """Per run and step (mean and spread over seeds); figures: neuron share vs step, overlap and ablation matrices."""
     from pathlib import Path
 
-    from interp.analyzers.base import by_run_step
     from interp.report.plots import heatmap, lines_by_run
 
     keys = ("rare_task_accuracy", "common_task_accuracy", "rare_task_neuron_share", "common_task_neuron_share",

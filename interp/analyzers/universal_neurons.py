@@ -36,17 +36,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from interp.analyzers.base import Analyzer, Needs, Result, Scope, Unit, mlp_hooks
+from interp.analyzers.base import Analyzer, Needs, Scope, Unit
+from interp.config import Options, option
+from interp.hooks import mlp_hooks
+from interp.results import Result, by_run_step, load_results
 from interp.report.series import summarize_scalars
 
 
 @dataclass(frozen=True)
-class UniversalNeuronsConfig:
-    threshold: float = 0.5     # excess correlation above which a neuron is universal
-    chunk_rows: int = 2048     # prompts per chunk read from the cache
-    seed: int = 0              # of the random rotations
-    matching: bool = True      # also the one-to-one (Hungarian) matching
-    memory_gb: float = 4.0     # for the float64 cross sums (on the device): bounds the layers taken per pass
+class UniversalNeuronsConfig(Options):
+    threshold: float = option(0.5, ge=0, le=2)   # excess correlation above which a neuron is universal
+    chunk_rows: int = option(2048, ge=1)         # prompts per chunk read from the cache
+    seed: int = option(0, ge=0)                  # of the random rotations
+    matching: bool = True                        # also the one-to-one (Hungarian) matching
+    memory_gb: float = option(4.0, gt=0)         # for the float64 cross sums: bounds the layers taken per pass
 
 
 class UniversalNeuronsResult(Result):
@@ -91,17 +94,10 @@ def cross_seed_correlations(chunks: Callable[[], Iterable[list[np.ndarray]]] | I
     n_seeds, n_units = len(first), first[0].shape[1]
     d = n_units // n_layers
     step = layers_per_pass or n_layers
-    rng = np.random.default_rng(seed)
-    rot = [torch.as_tensor(np.stack([haar_rotation(d, rng) for _ in range(n_layers)]), dtype=torch.float32,
-                           device=device) for _ in range(n_seeds)]                        # [layer, d, d] per seed
+    rot = _rotations(n_seeds, n_layers, d, seed, device)                                # [layer, d, d] per seed
     pairs = [(a, b) for a in range(n_seeds) for b in range(n_seeds) if a < b]
     ordered = [(a, b) for a in range(n_seeds) for b in range(n_seeds) if a != b]
-    max_corr = np.full((n_seeds, n_seeds, n_units), np.nan)
-    baseline = np.full((n_seeds, n_seeds, n_units), np.nan)
-    best = np.full((n_seeds, n_seeds, n_units), -1, dtype=np.int64)
-    matched = np.full((n_seeds, n_seeds, n_units), np.nan)
-    for a, b in pairs:
-        max_corr[b, a] = -np.inf
+    out = _Maxima(n_seeds, n_units, d, pairs, matching)
 
     def rotate(x: torch.Tensor, s: int) -> torch.Tensor:
         return torch.einsum("tld,lde->tle", x.view(len(x), n_layers, d), rot[s]).reshape(len(x), n_units)
@@ -118,20 +114,49 @@ def cross_seed_correlations(chunks: Callable[[], Iterable[list[np.ndarray]]] | I
             for a, b in ordered:
                 base[(a, b)].update(xs[a][:, rows], rotated[b])
         for a, b in pairs:
-            c = real.pop((a, b)).result().cpu().numpy()                                 # [rows, units]
-            max_corr[a, b, rows], best[a, b, rows] = c.max(1), c.argmax(1)
-            col, arg = c.max(0), c.argmax(0) + rows.start
-            better = col > max_corr[b, a]
-            max_corr[b, a, better], best[b, a, better] = col[better], arg[better]
-            for l in range(rows.start // d, rows.stop // d) if matching else ():
-                r, k, v = match_layer(c[l * d - rows.start:(l + 1) * d - rows.start, l * d:(l + 1) * d])
-                matched[a, b, l * d + r], matched[b, a, l * d + k] = v, v
+            out.add_pair(a, b, real.pop((a, b)).result().cpu().numpy(), rows)
         for a, b in ordered:
-            baseline[a, b, rows] = base.pop((a, b)).result().cpu().numpy().max(1)
-    out = {"max_corr": max_corr, "best_match": best, "baseline_max": baseline}
-    if matching:
-        out["matched_corr"] = matched
-    return out
+            out.baseline[a, b, rows] = base.pop((a, b)).result().cpu().numpy().max(1)
+    return out.arrays()
+
+
+def _rotations(n_seeds: int, n_layers: int, d: int, seed: int, device: str) -> list:
+    """Per seed, one Haar rotation per layer: [layer, d, d] float32 tensors (seeded: the baseline is reproducible)."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    return [torch.as_tensor(np.stack([haar_rotation(d, rng) for _ in range(n_layers)]), dtype=torch.float32,
+                            device=device) for _ in range(n_seeds)]
+
+
+class _Maxima:
+    """The arrays ``cross_seed_correlations`` returns, filled pass by pass. Row maxima of a pass are final; column
+    maxima (the other direction of a pair) are running maxima over passes."""
+
+    def __init__(self, n_seeds: int, n_units: int, d: int, pairs: list[tuple[int, int]], matching: bool):
+        shape = (n_seeds, n_seeds, n_units)
+        self.d, self.matching = d, matching
+        self.max_corr, self.baseline = np.full(shape, np.nan), np.full(shape, np.nan)
+        self.best, self.matched = np.full(shape, -1, dtype=np.int64), np.full(shape, np.nan)
+        for a, b in pairs:
+            self.max_corr[b, a] = -np.inf
+
+    def add_pair(self, a: int, b: int, c: np.ndarray, rows: slice) -> None:
+        """``c``: [rows, all units] correlations of seed a's ``rows`` with every unit of seed b."""
+        d = self.d
+        self.max_corr[a, b, rows], self.best[a, b, rows] = c.max(1), c.argmax(1)
+        col, arg = c.max(0), c.argmax(0) + rows.start
+        better = col > self.max_corr[b, a]
+        self.max_corr[b, a, better], self.best[b, a, better] = col[better], arg[better]
+        for layer in range(rows.start // d, rows.stop // d) if self.matching else ():
+            r, k, v = match_layer(c[layer * d - rows.start:(layer + 1) * d - rows.start, layer * d:(layer + 1) * d])
+            self.matched[a, b, layer * d + r], self.matched[b, a, layer * d + k] = v, v
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {"max_corr": self.max_corr, "best_match": self.best, "baseline_max": self.baseline}
+        if self.matching:
+            out["matched_corr"] = self.matched
+        return out
 
 
 def match_layer(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -156,12 +181,12 @@ class UniversalNeurons(Analyzer):
     Result = UniversalNeuronsResult
 
     def needs(self, ref) -> Needs:
-        return Needs(hooks=mlp_hooks(ref), scope=Scope.SEEDS)
+        return Needs(hooks=mlp_hooks(ref.n_layers), scope=Scope.SEEDS)
 
     def run(self, unit: Unit, ctx) -> UniversalNeuronsResult:
         refs = sorted(unit.refs, key=lambda r: r.seed)
-        n_layers = int(refs[0].model["n_layers"])
-        hooks = list(mlp_hooks(refs[0]))
+        n_layers = refs[0].n_layers
+        hooks = list(mlp_hooks(n_layers))
         arrays = [[ctx.acts(r, h) for h in hooks] for r in refs]
         d_mlp = arrays[0][0].shape[-1]
         n_units, n = n_layers * d_mlp, len(refs)
@@ -208,7 +233,6 @@ def summarize_universal(results: list[Result], out_dir) -> dict:
     step, and (joined with ``neuron-stats`` when it ran) universal vs other neurons' kurtosis and sparsity."""
     from pathlib import Path
 
-    from interp.analyzers.base import by_run_step
     from interp.report.plots import lines_by_run, pyplot, save
 
     out_dir = Path(out_dir)
@@ -251,9 +275,6 @@ JOIN_STATS = ("kurtosis", "skew", "act_freq", "w_in_norm", "w_out_norm", "vocab_
 def join_neuron_stats(results: list[Result], stats_dir) -> dict:
     """Per run at its last step: medians of neuron-stats quantities over universal vs other neurons."""
     from pathlib import Path
-
-    from interp.analyzers.base import by_run_step
-    from interp.results import load_results
 
     stats_dir = Path(stats_dir)
     if not stats_dir.is_dir():

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from interp.analyzers.base import Result, by_run_step
+from interp.results import Result, by_run_step
 
 
 def summarize_scalars(results: list[Result], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -17,7 +17,7 @@ def summarize_scalars(results: list[Result], keys: tuple[str, ...]) -> dict[str,
         for step, rs in steps.items():
             row = {}
             for k in keys:
-                vals = {str(r.provenance["checkpoints"][0]["seed"]): r.scalars[k] for r in rs if k in r.scalars}
+                vals = {str(r.seed): r.scalars[k] for r in rs if k in r.scalars}
                 if vals:
                     v = np.asarray(list(vals.values()), dtype=float)
                     row[k] = {"mean": float(v.mean()), "std": float(v.std()), "per_seed": vals}

@@ -1,0 +1,107 @@
+"""Where evaluation prompts come from: a run's task mixture, or a user's token file.
+
+``PromptSource.build(ref)`` makes the ``PromptSet`` a checkpoint is run on; ``PromptSource.key(ref)`` says what that
+set depends on, so a ``Context`` builds (and hashes) it once per process however many checkpoints share it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from interp.config import Options, option
+from interp.errors import ConfigError, PromptError
+from interp.tasks import N_CTX, MixtureStream, PromptSet, eval_sets
+
+if TYPE_CHECKING:
+    from interp.manifest import CheckpointRef
+
+
+@dataclass(frozen=True)
+class PromptSource(Options):
+    """The run's task mixture (test splits of every task plus ``n_background`` background sequences), or a user's
+    token file (.npy, [prompt, pos] integers) for series that have no mixture (e.g. Hugging Face checkpoints), or
+    ``fixed`` prompts (tests, planted models)."""
+
+    n_background: int = option(512, ge=0)
+    split: Literal["train", "test", "all"] = "test"
+    tokens_file: Path | None = None
+    seed: int = option(12345, ge=0)
+    fixed: PromptSet | None = dataclasses.field(default=None, compare=False)
+
+    def key(self, ref: CheckpointRef) -> tuple:
+        """What the prompts for ``ref`` depend on (equal keys, equal prompts)."""
+        if self.fixed is not None:
+            return ("fixed", id(self.fixed))
+        if self.tokens_file is not None:
+            path = Path(self.tokens_file)
+            try:
+                st = path.resolve().stat()
+            except OSError:
+                raise ConfigError(f"token file {path} does not exist (--tokens)") from None
+            return ("tokens", str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+        return ("mixture", json.dumps(ref.mixture, sort_keys=True), self.n_background, self.split, self.seed)
+
+    def describe(self, ref: CheckpointRef) -> str:
+        if self.fixed is not None:
+            return "the fixed prompts"
+        if self.tokens_file is not None:
+            return f"token file {self.tokens_file}"
+        return f"the task mixture of run {ref.run!r}"
+
+    def build(self, ref: CheckpointRef) -> PromptSet:
+        if self.fixed is not None:
+            return self.fixed
+        if self.tokens_file is not None:
+            return token_file_prompts(Path(self.tokens_file))
+        spec = ref.mixture_spec
+        if spec is None:
+            raise ConfigError(f"run {ref.run!r} has no task mixture in its manifest; pass a token file "
+                              f"(--tokens FILE.npy, [prompt, pos] integers) to say what to run the model on")
+        parts = list(eval_sets(spec, self.split).values())
+        if self.n_background and spec.n_background:
+            stream = MixtureStream(spec, batch_size=self.n_background, seed=self.seed)
+            bg = stream.background.sample(self.n_background, np.random.default_rng(self.seed))
+            parts.append(PromptSet(bg, np.full(len(bg), -1), np.ones((len(bg), N_CTX - 1), bool), stream.task_names))
+        names = parts[0].task_names if parts else ()
+        return PromptSet.concat([PromptSet(p.tokens, p.task_id, p.loss_mask, names) for p in parts])
+
+
+def check_prompts(prompts: PromptSet, model: dict, where: str) -> None:
+    """Refuse prompts the model cannot run on, before any compute: negative ids (numpy would wrap them), ids past
+    the vocabulary, sequences longer than the context."""
+    n_ctx, d_vocab = model.get("n_ctx"), model.get("d_vocab")
+    length = prompts.tokens.shape[1] if prompts.tokens.ndim == 2 else None
+    if n_ctx is not None and length is not None and length > n_ctx:
+        raise PromptError(f"{where}: prompts have {length} positions, more than the model's n_ctx {n_ctx}; cut "
+                          f"them into windows of at most {n_ctx}")
+    if not len(prompts):
+        raise PromptError(f"{where}: no prompts")
+    lo, hi = prompts.token_range()
+    if lo < 0:
+        raise PromptError(f"{where}: holds a negative token id ({lo}); token ids must lie in [0, d_vocab)")
+    if d_vocab is not None and hi >= d_vocab:
+        raise PromptError(f"{where}: holds token id {hi}, but the model's d_vocab {d_vocab} allows ids up to "
+                          f"{d_vocab - 1}")
+
+
+def token_file_prompts(path: Path) -> PromptSet:
+    """A user's token file as prompts, without reading it into memory: the tokens stay a read-only memory map (each
+    consumer reads its batch's rows and widens them to int64 itself) and every prediction is scored through a
+    broadcast view, so a 1e8-token file costs its page cache, not its size in RAM."""
+    if not path.exists():
+        raise ConfigError(f"token file {path} does not exist (--tokens)")
+    try:
+        toks = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as e:   # e.g. an object array, which cannot be memory-mapped
+        raise PromptError(f"{path}: not a plain .npy array ({e})") from None
+    if toks.ndim != 2 or toks.dtype.kind not in "iu" or toks.shape[1] < 2:
+        raise PromptError(f"{path}: expected a 2-D integer array [prompt, pos] with pos >= 2, got "
+                          f"{toks.dtype} {toks.shape}")
+    n = toks.shape[0]
+    return PromptSet(toks, np.full(n, -1, dtype=np.int32), np.broadcast_to(np.True_, (n, toks.shape[1] - 1)), ())

@@ -1,0 +1,67 @@
+"""Family 3: a unit counts as complete only for the same checkpoint bytes, the same full analyzer config, the same
+prompts and the same cache key (storage dtype included)."""
+
+import hashlib
+import json
+
+import numpy as np
+
+import interp
+from faultlib import edit_manifest, one_checkpoint
+from interp.prompts import PromptSource
+
+
+def _opts(out, **kw):
+    return interp.RunOptions(out_dir=out, progress=False, **kw)
+
+
+def test_replaced_weights_with_an_updated_hash_are_recomputed(series, tmp_path, tiny_series_dir):
+    out = tmp_path / "o"
+    first = interp.analyze(series, ["neuron-stats"], options=_opts(out))
+    assert first.ran == 8
+    before = json.loads((out / "neuron-stats" / "tiny" / "seed0" / "step20.json").read_text())
+    # another checkpoint's weights under this name, and the manifest updated to match: a legitimate replacement
+    victim, donor = one_checkpoint(series, 0, 20), one_checkpoint(series, 1, 20)
+    victim.write_bytes(donor.read_bytes())
+    digest = hashlib.sha256(victim.read_bytes()).hexdigest()
+    edit_manifest(series, lambda m: [c.update(sha256=digest) for c in m["runs"][0]["checkpoints"]
+                                     if c["seed"] == 0 and c["step"] == 20])
+    again = interp.analyze(series, ["neuron-stats"], options=_opts(out))
+    assert (again.ran, again.skipped) == (1, 7)
+    after = json.loads((out / "neuron-stats" / "tiny" / "seed0" / "step20.json").read_text())
+    assert after["provenance"]["checkpoints"][0]["sha256"] == digest
+    assert after["scalars"] != before["scalars"]
+
+
+def test_a_cache_in_another_storage_dtype_is_not_reused(series, tmp_path):
+    out = tmp_path / "o"
+    interp.analyze(series, ["neuron-stats"], options=_opts(out, storage_dtype="float16"))
+    r = interp.analyze(series, ["neuron-stats"], options=_opts(out))
+    assert r.ran == 8, "float16 results may not stand in for float32 ones"
+    h5s = {p.name for p in (out / "cache").rglob("*.h5")}
+    dtypes = set()
+    import h5py
+
+    for p in (out / "cache").rglob("*.h5"):
+        with h5py.File(p) as f:
+            dtypes.add(str(f["data"].dtype))
+    assert dtypes == {"float16", "float32"} and h5s
+
+
+def test_changed_prompts_recompute(series, tmp_path):
+    out = tmp_path / "o"
+    tokens = tmp_path / "t.npy"
+    np.save(tokens, np.random.default_rng(0).integers(0, 20, size=(64, 3)))
+    assert interp.analyze(series, ["neuron-stats"], options=_opts(out, prompts=PromptSource(tokens_file=tokens))).ran == 8
+    np.save(tokens, np.random.default_rng(1).integers(0, 20, size=(64, 3)))
+    assert interp.analyze(series, ["neuron-stats"], options=_opts(out, prompts=PromptSource(tokens_file=tokens))).ran == 8
+    assert interp.analyze(series, ["neuron-stats"], options=_opts(out, prompts=PromptSource(tokens_file=tokens))).ran == 0
+
+
+def test_changed_settings_recompute(series, tmp_path):
+    out = tmp_path / "o"
+    assert interp.analyze(series, ["neuron-stats"], options=_opts(out)).ran == 8
+    assert interp.analyze(series, ["neuron-stats"], {"neuron-stats": {"active_threshold": 0.5}},
+                          _opts(out)).ran == 8
+    summary = json.loads((out / "neuron-stats" / "summary.json").read_text())
+    assert summary["units"] == 8
