@@ -25,9 +25,9 @@ def write_index(out_dir: Path, summaries: dict[str, dict[str, Any]]) -> Path:
         for fig in summary.get("figures") or []:
             src = html.escape(_link(Path(fig), out_dir))
             parts.append(f"<a href='{src}'><img src='{src}' alt='{html.escape(Path(fig).name)}'></a>")
-    path = out_dir / "index.html"
-    path.write_text("\n".join(parts) + "\n")
-    return path
+    from interp import atomic
+
+    return atomic.write_text(out_dir / "index.html", "\n".join(parts) + "\n")
 
 
 def _link(fig: Path, out_dir: Path) -> str:

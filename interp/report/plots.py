@@ -16,11 +16,15 @@ def pyplot():
 
 
 def save(fig: Any, path: Path) -> Path:
+    """Write a figure as PNG, atomically (``interp.atomic``), and close it."""
+    from interp import atomic
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    pyplot().close(fig)
+    try:
+        fig.tight_layout()
+        atomic.write_with(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    finally:
+        pyplot().close(fig)
     return path
 
 
