@@ -26,6 +26,7 @@ _LAZY = {
     "Processing": "interp.manifest",
     "load_model": "interp.loading",
     "load_hf_folder": "interp.loading",
+    "load_checkpoint": "interp.loading",
     "InterpError": "interp.errors",
 }
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from interp.errors import CheckpointError, ConfigError, NonFiniteError, UnsafeInputError
-from interp.formats.hf import hf_model_kwargs
 from interp.manifest import DTYPES, CheckpointRef, Processing
 from interp.trust import PICKLE_SUFFIXES, folder_files
 
@@ -213,13 +212,58 @@ def ensure_verified(ref: CheckpointRef) -> CheckpointRef:
 def load_ref(ref: CheckpointRef, device: str = "auto", allow_pickle: bool = False,
              nonfinite: str = "raise") -> HookedTransformer:
     ref = ensure_verified(ref)
-    if ref.format == "hf":
-        model = load_hf_folder(ref.path, device=device, processing=ref.processing, allow_pickle=allow_pickle)
-    else:
-        model = load_model(ref.path, ref.model, device=device, processing=ref.processing, allow_pickle=allow_pickle)
+    model = _load(ref.path, ref.format, ref.model, device, ref.processing, allow_pickle)
     if nonfinite == "raise":
         check_finite_weights(model, f"{ref.path} (checkpoint {ref.id})")
     return model
+
+
+def _load(path: Path, fmt: str, model_kwargs: dict[str, Any], device: str, processing: Processing,
+          allow_pickle: bool) -> HookedTransformer:
+    if fmt == "hf":
+        return load_hf_folder(path, device=device, processing=processing, allow_pickle=allow_pickle)
+    if fmt == "nanogpt":
+        return load_nanogpt(path, device=device, processing=processing)
+    return load_model(path, model_kwargs, device=device, processing=processing, allow_pickle=allow_pickle)
+
+
+def load_checkpoint(path: str | Path, device: str = "auto", dtype: str = "float32", format: str | None = None,
+                    allow_pickle: bool = False, nonfinite: str = "raise") -> HookedTransformer:
+    """One checkpoint of any supported layout -> ``HookedTransformer`` (eval mode, no weight processing): a Hugging
+    Face folder (any family in ``interp.formats.hf.SUPPORTED``, e.g. a hub-cache snapshot or a Trainer
+    ``checkpoint-N/``), a nanoGPT ``ckpt.pt``, or interp's own ``.safetensors`` (its ``config.json`` found beside
+    it or up to two folders above). ``format`` forces one of ``hf``, ``nanogpt``, ``safetensors``."""
+    from interp.formats import detect, native_model_kwargs
+
+    path = Path(path)
+    fmt = format or detect(path)
+    kwargs = native_model_kwargs(path) if fmt == "safetensors" else {}
+    model = _load(path, fmt, kwargs, device, Processing(dtype=dtype), allow_pickle)
+    if nonfinite == "raise":
+        check_finite_weights(model, str(path))
+    return model
+
+
+def load_nanogpt(path: Path, device: str = "auto", processing: Processing = Processing()) -> HookedTransformer:
+    """A nanoGPT ``ckpt.pt`` (``interp.formats.nanogpt``) -> ``HookedTransformer``."""
+    import torch
+
+    from interp.formats import nanogpt
+
+    ckpt = nanogpt.read(path)
+    model = build_model(nanogpt.model_kwargs(ckpt["model_args"], path), device="cpu")
+    state = nanogpt.converted_state(ckpt, model.cfg)
+    del ckpt
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith(("attn.mask", "attn.IGNORE"))]
+    if missing:
+        raise CheckpointError(f"{path}: the converted weights lack {missing[:5]}")
+    with torch.no_grad():
+        for name, tensor in state.items():
+            if name in own and not name.endswith(("attn.mask", "attn.IGNORE")):
+                own[name].copy_(tensor.to(own[name].dtype))
+    del state
+    return _finish(model.to(resolve_device(device)), processing)
 
 
 class ModelSlot:
@@ -299,13 +343,23 @@ def release_memory() -> None:
 
 def load_hf_folder(folder: Path, device: str = "auto", processing: Processing = Processing(),
                    allow_pickle: bool = False) -> HookedTransformer:
-    """A local Hugging Face-format folder (GPT-2 or GPT-NeoX/Pythia) -> ``HookedTransformer``, offline. Weights are
-    read from safetensors; a folder holding only pickle weights (``pytorch_model.bin``) needs ``allow_pickle``."""
+    """A local Hugging Face-format folder of any supported decoder family -> ``HookedTransformer``, offline.
+
+    The config and weights go through TransformerLens's own converters (``interp.formats.hf_convert``). The
+    converted tensors become the model's parameters (``assign``: no second full copy), then each is cloned into
+    memory of its own, one at a time: converters alias tensors (GPT-2's W_U is W_E.T) and transformers may back them
+    with the memory-mapped file, and analyzers perturb parameters in place (SGLD, interference steps). Peak memory
+    stays under ~2x the checkpoint (benchmarks/load.py). Pickle weights (``pytorch_model.bin``) need
+    ``allow_pickle``."""
     import torch
 
+    from interp.formats.hf_convert import restore_attention_biases, tl_config
+
+    from interp.formats.hf import hf_model_kwargs
+
     folder = Path(folder)
-    kwargs = hf_model_kwargs(folder)
     device = resolve_device(device)
+    hf_model_kwargs(folder)   # refuses an unsupported architecture by name, before transformers reads anything
     files = folder_files(folder)
     if not any(f.suffix == ".safetensors" for f in files):
         for f in files:
@@ -313,16 +367,44 @@ def load_hf_folder(folder: Path, device: str = "auto", processing: Processing = 
                 refuse_pickle(f, allow_pickle)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from transformer_lens.pretrained.weight_conversions import convert_gpt2_weights, convert_neox_weights
-        from transformers import AutoModelForCausalLM
+        import transformer_lens.loading_from_pretrained as tl_loading
+        from transformer_lens import HookedTransformer
+        from transformers import AutoConfig, AutoModelForCausalLM
 
-        hf_model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32,
-                                                        use_safetensors=not allow_pickle or None,
-                                                        trust_remote_code=False)
-        model = build_model(kwargs, device=device)
-        convert = convert_gpt2_weights if kwargs["original_architecture"] == "GPT2LMHeadModel" else convert_neox_weights
-        state = convert(hf_model, model.cfg)
-    del hf_model
-    model.load_and_process_state_dict(state, fold_ln=False, center_writing_weights=False, center_unembed=False,
-                                      fold_value_biases=False, refactor_factored_attn_matrices=False)
-    return _finish(model, processing)
+        try:
+            config = AutoConfig.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
+            cfg = tl_config(config, folder, torch.float32)
+            hf_model = AutoModelForCausalLM.from_pretrained(
+                str(folder), config=config, local_files_only=True, dtype=torch.float32,
+                use_safetensors=not allow_pickle or None, trust_remote_code=False)
+        except (ValueError, OSError, KeyError, RuntimeError) as e:   # transformers' own errors for a bad folder
+            raise CheckpointError(f"{folder}: transformers cannot read this model folder "
+                                  f"({type(e).__name__}: {str(e).splitlines()[0][:300]})") from None
+        with torch.no_grad():
+            state = tl_loading.get_pretrained_state_dict(str(folder), cfg, hf_model, dtype=torch.float32)
+            restore_attention_biases(state, hf_model, cfg, config)
+        del hf_model
+        model = HookedTransformer(cfg, move_to_device=False)   # init_weights=False: torch.empty, never touched
+    _assign(model, state, folder)
+    return _finish(model.to(device), processing)
+
+
+def _assign(model: HookedTransformer, state: dict, where: Path) -> None:
+    """Load converted tensors as the parameters, refusing keys TransformerLens would drop silently."""
+    import torch
+
+    from interp.formats.hf_convert import _HARMLESS_EXTRA
+
+    own = model.state_dict()
+    unexpected = [k for k in state if k not in own and not k.endswith(_HARMLESS_EXTRA)]
+    if unexpected:
+        raise CheckpointError(f"{where}: the converted weights have tensors the model has no place for "
+                              f"({unexpected[:5]}); refusing to load a partial model")
+    state = model.fill_missing_keys({k: v for k, v in state.items() if k in own})
+    with torch.no_grad():
+        model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False, assign=True)
+        del state
+        for module in model.modules():
+            for name, param in list(module.named_parameters(recurse=False)):
+                setattr(module, name, torch.nn.Parameter(param.detach().clone(memory_format=torch.contiguous_format),
+                                                         requires_grad=param.requires_grad))

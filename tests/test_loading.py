@@ -127,8 +127,11 @@ def test_local_hf_folder_matches_transformers_logits(tmp_path, arch):
 
 
 def test_hf_folder_errors(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["RwkvForCausalLM"]}))
+    with pytest.raises(CheckpointError, match="RwkvForCausalLM.*supported: GPT2LMHeadModel"):
+        load_hf_folder(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
-    with pytest.raises(CheckpointError, match="GPT2LMHeadModel"):
+    with pytest.raises(CheckpointError, match="cannot read .*n_layers"):
         load_hf_folder(tmp_path)
     with pytest.raises(CheckpointError, match="config.json"):
         load_hf_folder(tmp_path / "missing")
