@@ -247,6 +247,9 @@ def analyze(source: str | Path | Series | None = None, analyzers: list[str] | No
         results = [_load_result(_unit_json(options.out_dir, o), a.Result) for o in mine]
         summary = a.summarize(results, options.out_dir / a.name) if results else {}
         summary = {"analyzer": a.name, "units": len(results), **summary}
+        if not results:
+            summary["skipped"] = (f"nothing to analyse: it needs {a.requires}" if a.requires
+                                  else "nothing to analyse in the selected checkpoints")
         atomic.write_text(options.out_dir / a.name / "summary.json", json.dumps(summary, indent=1))
         report.summaries[a.name] = summary
     from interp.report.index import write_index
@@ -271,3 +274,31 @@ def load_result(path: str | Path) -> Result:
         return result
     return cls(**{k: getattr(result, k) for k in ("analyzer", "unit_id", "config", "arrays", "dims", "scalars",
                                                     "provenance")})
+
+
+def init_manifest(directory: str | Path, out: str | Path | None = None, force: bool = False) -> tuple[Path, Any]:
+    """Scan ``directory`` (any recognised layout), write a manifest with every checkpoint's format, size and
+    sha256 (paths relative to the manifest's folder), and return (its path, the scan: ``found`` / ``unclassified``).
+    An existing file is kept unless ``force``."""
+    import os
+
+    from interp.formats.discovery import scan
+    from interp.manifest import manifest_from_scan, save_manifest
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ManifestError(f"{directory}: not a folder")
+    out = Path(out) if out is not None else directory / "manifest.yaml"
+    if out.exists() and not force:
+        raise ManifestError(f"{out} exists; pass --force to replace it, or --out another file")
+    result = scan(directory)
+    if not result.found:
+        raise ManifestError(f"{directory}: no checkpoint in a layout interp recognises"
+                            + "".join(f"\n  {p}: {why}" for p, why in result.unclassified[:20]))
+    manifest = manifest_from_scan(result, out.resolve().parent)
+    outside = [c.path for r in manifest.runs for c in r.checkpoints if c.path.startswith(".." + os.sep)]
+    save_manifest(manifest, out)
+    if outside:
+        result.unclassified.append((str(out), f"{len(outside)} paths lie outside the manifest's folder: analyze "
+                                               f"it with --allow-outside-paths, or write it inside {directory}"))
+    return out, result

@@ -51,7 +51,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     names = args.analyzer or registry.names()
     settings = _parse_sets(args.set, names)
     opts = api.RunOptions(out_dir=args.out, device=args.device, batch_size=args.batch_size,
-                          runs=tuple(args.run) or None, prompts=PromptSource(tokens_file=args.tokens),
+                          runs=tuple(args.run) or None, prompts=PromptSource(tokens_file=args.tokens, tokenizer=args.tokenizer,
+                                                                                window=args.window),
                           progress=not args.quiet, allow_pickle=args.allow_pickle, nonfinite=args.nonfinite)
     series = api.load_series(args.checkpoint_dir or args.manifest, allow_outside_paths=args.allow_outside_paths)
     executor = None
@@ -66,6 +67,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             executor.close()
     print(f"{report.ran} units run, {report.skipped} already complete; results in {report.out_dir}/")
     for name, summary in report.summaries.items():
+        if summary.get("skipped"):
+            print(f"\n{name}: skipped, {summary['skipped']}")
+            continue
         print(f"\n{name}  ({summary.get('units', 0)} units)  -> {report.out_dir / name / 'summary.json'}")
         for k, v in (summary.get("headline") or {}).items():
             print(f"  {k:<40} {v}")
@@ -94,6 +98,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"FAILED: {e}")
     print(f"{len(report.ok)} checkpoints verified, {len(report.errors)} failed, {len(report.warnings)} warnings")
     return 0 if report.passed else 1
+
+
+def cmd_manifest_init(args: argparse.Namespace) -> int:
+    from interp.api import init_manifest
+
+    out, result = init_manifest(args.directory, args.out, args.force)
+    runs: dict[tuple[str, str], list] = {}
+    for f in result.found:
+        runs.setdefault((f.run, f.format), []).append(f)
+    for (run, fmt), items in runs.items():
+        seeds = sorted({f.seed for f in items})
+        steps = sorted({f.step for f in items})
+        print(f"run {run!r} ({fmt}): {len(items)} checkpoints, seeds {seeds}, steps {steps[0]}..{steps[-1]}")
+    for path, why in result.unclassified:
+        print(f"not classified: {path}: {why}")
+    print(f"wrote {out}; check it, then `interp verify --manifest {out}` and `interp analyze --manifest {out}`")
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -140,7 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--batch-size", type=int, default=512, help="prompts per forward pass")
     p.add_argument("--run", action="append", default=[], help="only these runs (repeatable)")
-    p.add_argument("--tokens", type=Path, help="token file (.npy [prompt, pos]) for series without tasks")
+    p.add_argument("--tokens", type=Path, help="prompts for series without tasks: a .npy of [prompt, pos] token ids, "
+                   "or a .txt / .jsonl text file tokenized with the checkpoint's own tokenizer")
+    p.add_argument("--tokenizer", type=Path, help="tokenizer.json (or nanoGPT meta.pkl) for a text --tokens file, "
+                   "when the checkpoint's folder has none")
+    p.add_argument("--window", type=int, help="tokens per prompt for a text --tokens file (default: the context)")
     p.add_argument("--dask", action="store_true", help="run units on a local Dask cluster")
     p.add_argument("--allow-pickle", action="store_true",
                    help="read pickle checkpoints (.pt, .bin) with torch's weights_only loader (refused by default)")
@@ -155,6 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check every checkpoint's size and sha256 against the manifest")
     _series_options(p)
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("manifest", help="write a manifest for a folder of checkpoints")
+    msub = p.add_subparsers(dest="manifest_command", metavar="ACTION", required=True)
+    p = msub.add_parser("init", help="scan a folder (interp's layout, Hugging Face step or Trainer folders, a hub "
+                        "cache, nanoGPT) and write a manifest with each checkpoint's run, seed, step, format, size "
+                        "and sha256")
+    p.add_argument("directory", type=Path)
+    p.add_argument("--out", type=Path, help="manifest to write (default: DIRECTORY/manifest.yaml)")
+    p.add_argument("--force", action="store_true", help="replace an existing manifest")
+    p.set_defaults(func=cmd_manifest_init)
 
     p = sub.add_parser("train", help="train a toy model on a task mixture and save a checkpoint series")
     p.add_argument("config", type=Path, help="JSON file of TrainConfig fields (model, mixture, seed, n_steps, ...)")

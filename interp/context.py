@@ -74,7 +74,7 @@ class Context:
         source = source or self.settings.prompts
         key = source.key(ref)
         if key not in self._prompts:
-            self._prompts[key] = source.build(ref)
+            self._prompts[key] = source.build(ref, self.settings.cache.root)
         checked = (key, ref.model.get("d_vocab"), ref.model.get("n_ctx"))
         if checked not in self._checked:
             check_prompts(self._prompts[key], ref.model, f"{source.describe(ref)} (checkpoint {ref.id})")

@@ -180,7 +180,7 @@ def _finish(model: HookedTransformer, processing: Processing) -> HookedTransform
         model.process_weights_(fold_ln=processing.fold_ln, center_writing_weights=processing.center_writing_weights,
                                center_unembed=processing.center_unembed)
     if processing.dtype != "float32":
-        model = model.to(torch_dtype(processing.dtype))
+        model = model.to(torch_dtype(processing.dtype), print_details=False)
     model.eval()
     return model
 
@@ -254,6 +254,9 @@ def load_nanogpt(path: Path, device: str = "auto", processing: Processing = Proc
     model = build_model(nanogpt.model_kwargs(ckpt["model_args"], path), device="cpu")
     state = nanogpt.converted_state(ckpt, model.cfg)
     del ckpt
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        state = model.fill_missing_keys(state)   # nanoGPT's lm_head has no bias: b_U is zero
     own = model.state_dict()
     missing = [k for k in own if k not in state and not k.endswith(("attn.mask", "attn.IGNORE"))]
     if missing:
@@ -263,7 +266,7 @@ def load_nanogpt(path: Path, device: str = "auto", processing: Processing = Proc
             if name in own and not name.endswith(("attn.mask", "attn.IGNORE")):
                 own[name].copy_(tensor.to(own[name].dtype))
     del state
-    return _finish(model.to(resolve_device(device)), processing)
+    return _finish(model.to(resolve_device(device), print_details=False), processing)
 
 
 class ModelSlot:
@@ -282,7 +285,8 @@ class ModelSlot:
         ident = f"{ref.id}@{device}|{ref.path}|{ref.sha256}"   # names alone can repeat across series
         if self._model is not None and self._id == ident:
             return self._model
-        reusable = ref.format != "hf" and not ref.processing.any_weight_processing and ref.processing.dtype == "float32"
+        reusable = (ref.format == "safetensors" and not ref.processing.any_weight_processing
+                    and ref.processing.dtype == "float32")
         key = (json.dumps(ref.model, sort_keys=True), device) if reusable else None
         if key is not None and key == self._key:
             self._id = None   # if the load below fails, the half-written model must not be served as the old one
@@ -370,6 +374,9 @@ def load_hf_folder(folder: Path, device: str = "auto", processing: Processing = 
         import transformer_lens.loading_from_pretrained as tl_loading
         from transformer_lens import HookedTransformer
         from transformers import AutoConfig, AutoModelForCausalLM
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()   # one bar per checkpoint of a series of hundreds says nothing
 
         try:
             config = AutoConfig.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
@@ -386,7 +393,7 @@ def load_hf_folder(folder: Path, device: str = "auto", processing: Processing = 
         del hf_model
         model = HookedTransformer(cfg, move_to_device=False)   # init_weights=False: torch.empty, never touched
     _assign(model, state, folder)
-    return _finish(model.to(device), processing)
+    return _finish(model.to(device, print_details=False), processing)
 
 
 def _assign(model: HookedTransformer, state: dict, where: Path) -> None:

@@ -13,7 +13,6 @@ Paths inside a manifest are relative to the manifest's own (symlink-resolved) di
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field, replace
@@ -45,6 +44,7 @@ class CheckpointEntry(_Strict):
     sha256: str | None = None
     size: int | None = Field(default=None, ge=0)
     metrics: dict[str, float] = Field(default_factory=dict)
+    revision: str | None = None        # a hub-cache revision (e.g. Pythia's step1000 branch)
 
     @field_validator("sha256")
     @classmethod
@@ -63,7 +63,7 @@ class ProcessingEntry(_Strict):
 
 class RunEntry(_Strict):
     name: str
-    format: Literal["safetensors", "hf"] = "safetensors"
+    format: Literal["safetensors", "hf", "nanogpt"] = "safetensors"
     model: dict[str, Any] = Field(default_factory=dict)
     mixture: dict[str, Any] | None = None
     processing: ProcessingEntry = Field(default_factory=ProcessingEntry)
@@ -151,6 +151,7 @@ class CheckpointRef:
     group: str | None = None
     labels: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    revision: str | None = None
     # set by ``verified``: what the file(s) looked like when their bytes were checked; the loader refuses them if
     # they changed since
     stamps: tuple[FileStamp, ...] = field(default=(), compare=False)
@@ -183,8 +184,9 @@ class CheckpointRef:
         return int(self.model.get("n_layers", 0))
 
     def provenance(self) -> dict[str, Any]:
-        return {"id": self.id, "run": self.run, "seed": self.seed, "step": self.step, "sha256": self.sha256,
-                "processing": self.processing.key(), "labels": self.labels}
+        out = {"id": self.id, "run": self.run, "seed": self.seed, "step": self.step, "sha256": self.sha256,
+               "size": self.size, "format": self.format, "processing": self.processing.key(), "labels": self.labels}
+        return out | ({"revision": self.revision} if self.revision else {})
 
 
 class Series:
@@ -233,7 +235,7 @@ class Series:
                     out.append(CheckpointRef(
                         run=r.name, seed=c.seed, step=c.step, path=path, model=model, processing=processing,
                         format=r.format, sha256=c.sha256, size=c.size, mixture=r.mixture, group=r.group,
-                        labels=r.labels, metrics=c.metrics))
+                        labels=r.labels, metrics=c.metrics, revision=c.revision))
             self._refs = sorted(out, key=lambda x: (x.run, x.step, x.seed))
         return self._refs
 
@@ -314,60 +316,56 @@ def save_manifest(model: ManifestModel, path: Path) -> None:
                                             Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper)))
 
 
-_SEED = re.compile(r"^seed(\d+)$")
-_STEP = re.compile(r"^step(\d+)(\.safetensors)?$")
-
-
 def find_manifest(directory: Path) -> Path | None:
     return next((Path(directory) / n for n in MANIFEST_NAMES if (Path(directory) / n).exists()), None)
 
 
+def manifest_from_scan(scan: Any, manifest_dir: Path) -> ManifestModel:
+    """A manifest of what ``interp.formats.discovery.scan`` found, with paths relative to ``manifest_dir``. A run is
+    one (name, format); a name used by two layouts gets the format appended to the second."""
+    import os
+
+    runs: dict[tuple[str, str], RunEntry] = {}
+    names: set[str] = set()
+    for f in scan.found:
+        key = (f.run, f.format)
+        if key not in runs:
+            name = f.run if f.run not in names else f"{f.run}-{f.format}"
+            names.add(name)
+            runs[key] = RunEntry(name=name, format=f.format, model=f.model, mixture=f.mixture,
+                                 processing=ProcessingEntry(**(f.processing or {})), checkpoints=[])
+        runs[key].checkpoints.append(CheckpointEntry(
+            seed=f.seed, step=f.step, path=os.path.relpath(f.path, manifest_dir), sha256=f.sha256, size=f.size,
+            revision=f.revision))
+    for run in runs.values():
+        seen: dict[tuple[int, int], str] = {}
+        for c in run.checkpoints:
+            if (c.seed, c.step) in seen:
+                raise ManifestError(f"run {run.name!r}: two checkpoints claim seed {c.seed} step {c.step} "
+                                    f"({seen[(c.seed, c.step)]} and {c.path}); write the manifest by hand")
+            seen[(c.seed, c.step)] = c.path
+    return ManifestModel(runs=list(runs.values()))
+
+
 def discover(directory: Path, allow_outside_paths: bool = False) -> Series:
-    """A manifest found in ``directory``, or one built from the naming rule in the module docstring."""
+    """A manifest found in ``directory``, or one built by scanning it (``interp.formats.discovery``: interp's own
+    layout, Hugging Face step / Trainer folders, hub-cache revisions, nanoGPT checkpoints)."""
+    from interp.formats.discovery import scan
+
     directory = Path(directory)
     if not directory.is_dir():
         raise ManifestError(f"{directory}: checkpoint directory does not exist")
     found = find_manifest(directory)
     if found is not None:
         return load_manifest(found, allow_outside_paths)
-    runs = []
-    for run_dir in sorted(p for p in directory.iterdir() if p.is_dir()):
-        checkpoints, fmt, config = [], "safetensors", _read_config(run_dir / "config.json")
-        for seed_dir in sorted(p for p in run_dir.iterdir() if p.is_dir() and _SEED.match(p.name)):
-            seed = int(_SEED.match(seed_dir.name).group(1))
-            config = config or _read_config(seed_dir / "config.json")
-            for item in sorted(seed_dir.iterdir()):
-                m = _STEP.match(item.name)
-                if not m or (item.is_file() and not m.group(2)) or (item.is_dir() and m.group(2)):
-                    continue
-                if item.is_dir():
-                    if not (item / "config.json").is_file():
-                        continue
-                    fmt = "hf"
-                digest, size, _ = checkpoint_digest(confine(item, directory, "checkpoint", allow_outside_paths))
-                checkpoints.append(CheckpointEntry(seed=seed, step=int(m.group(1)),
-                                                   path=str(item.relative_to(directory)), sha256=digest, size=size))
-        if not checkpoints:
-            continue
-        if fmt == "safetensors" and not config.get("model"):
-            raise ManifestError(f"{run_dir}: no config.json with a 'model' field (HookedTransformerConfig kwargs); "
-                                f"native checkpoints need one in the run or seed folder")
-        runs.append(RunEntry(name=run_dir.name, format=fmt, model=config.get("model", {}),
-                             mixture=config.get("mixture"), processing=ProcessingEntry(**config.get("processing", {})),
-                             checkpoints=checkpoints))
-    if not runs:
-        raise ManifestError(f"{directory}: no manifest ({' or '.join(MANIFEST_NAMES)}) and no checkpoints matching "
-                            f"<run>/seed<S>/step<T>.safetensors or <run>/seed<S>/step<T>/config.json")
-    return Series(ManifestModel(runs=runs), directory.resolve(), None, allow_outside_paths)
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ManifestError(f"{path}: not valid JSON ({e})") from e
+    result = scan(directory)
+    if not result.found:
+        why = "".join(f"\n  {p}: {reason}" for p, reason in result.unclassified[:10])
+        raise ManifestError(f"{directory}: no manifest ({' or '.join(MANIFEST_NAMES)}) and no checkpoint in a layout "
+                            f"interp recognises: <run>/seed<S>/step<T>.safetensors, Hugging Face folders "
+                            f"<run>/[seed<S>/]step<T>/ (or checkpoint-<T>/, iter<T>/), a hub cache "
+                            f"(models--ORG--NAME with step revisions), nanoGPT ckpt.pt{why}")
+    return Series(manifest_from_scan(result, directory.resolve()), directory.resolve(), None, allow_outside_paths)
 
 
 @dataclass

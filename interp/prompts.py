@@ -24,15 +24,33 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class PromptSource(Options):
-    """The run's task mixture (test splits of every task plus ``n_background`` background sequences), or a user's
-    token file (.npy, [prompt, pos] integers) for series that have no mixture (e.g. Hugging Face checkpoints), or
-    ``fixed`` prompts (tests, planted models)."""
+    """The run's task mixture (test splits of every task plus ``n_background`` background sequences); or, for series
+    that have no mixture (e.g. Hugging Face checkpoints), a user's ``tokens_file``: a ``.npy`` of [prompt, pos]
+    integers, or text (``.txt``, ``.jsonl`` with a ``text`` field) tokenized with the checkpoint's own tokenizer
+    (``tokenizer``: another one) into windows of ``window`` tokens (default: the model's context;
+    ``interp.text_prompts``); or ``fixed`` prompts (tests, planted models)."""
 
     n_background: int = option(512, ge=0)
     split: Literal["train", "test", "all"] = "test"
     tokens_file: Path | None = None
     seed: int = option(12345, ge=0)
+    tokenizer: Path | None = None
+    window: int | None = option(None, ge=2)
     fixed: PromptSet | None = dataclasses.field(default=None, compare=False)
+
+    @property
+    def is_text(self) -> bool:
+        from interp.text_prompts import TEXT_SUFFIXES
+
+        return self.tokens_file is not None and Path(self.tokens_file).suffix in TEXT_SUFFIXES
+
+    def _text_parts(self, ref: CheckpointRef) -> tuple[Path, int]:
+        from interp.text_prompts import find_tokenizer
+
+        window = self.window or int(ref.model.get("n_ctx") or 0)
+        if window < 2:
+            raise ConfigError(f"run {ref.run!r}: the model's context is unknown; pass window=N (--window)")
+        return find_tokenizer(ref.path, ref.format, self.tokenizer), window
 
     def key(self, ref: CheckpointRef) -> tuple:
         """What the prompts for ``ref`` depend on (equal keys, equal prompts)."""
@@ -44,6 +62,11 @@ class PromptSource(Options):
                 st = path.resolve().stat()
             except OSError:
                 raise ConfigError(f"token file {path} does not exist (--tokens)") from None
+            if self.is_text:
+                from interp.text_prompts import key
+
+                tokenizer, window = self._text_parts(ref)
+                return ("text", key(path, tokenizer, window))
             return ("tokens", str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
         return ("mixture", json.dumps(ref.mixture, sort_keys=True), self.n_background, self.split, self.seed)
 
@@ -54,15 +77,26 @@ class PromptSource(Options):
             return f"token file {self.tokens_file}"
         return f"the task mixture of run {ref.run!r}"
 
-    def build(self, ref: CheckpointRef) -> PromptSet:
+    def build(self, ref: CheckpointRef, work_dir: Path | None = None) -> PromptSet:
+        """The prompts for ``ref``; text is tokenized into ``work_dir``/prompts (the cache folder)."""
         if self.fixed is not None:
             return self.fixed
+        if self.tokens_file is not None and self.is_text:
+            import tempfile
+
+            from interp.text_prompts import key, tokenize_to_windows
+
+            tokenizer, window = self._text_parts(ref)
+            folder = Path(work_dir or Path(tempfile.gettempdir()) / "interp") / "prompts"
+            out = folder / f"{key(Path(self.tokens_file), tokenizer, window)}.npy"
+            return token_file_prompts(tokenize_to_windows(Path(self.tokens_file), tokenizer, window, out))
         if self.tokens_file is not None:
             return token_file_prompts(Path(self.tokens_file))
         spec = ref.mixture_spec
         if spec is None:
-            raise ConfigError(f"run {ref.run!r} has no task mixture in its manifest; pass a token file "
-                              f"(--tokens FILE.npy, [prompt, pos] integers) to say what to run the model on")
+            raise ConfigError(f"run {ref.run!r} has no task mixture in its manifest; pass prompts with --tokens: a "
+                              f".npy of [prompt, pos] token ids, or a .txt / .jsonl text file (tokenized with the "
+                              f"checkpoint's own tokenizer)")
         parts = list(eval_sets(spec, self.split).values())
         if self.n_background and spec.n_background:
             stream = MixtureStream(spec, batch_size=self.n_background, seed=self.seed)

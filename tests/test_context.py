@@ -32,9 +32,9 @@ def test_prompts_are_built_once_per_run_and_prompt_set(tiny_series_dir, tmp_path
     built = Counter()
     real = PromptSource.build
 
-    def counting(self, ref):
+    def counting(self, ref, work_dir=None):
         built[(ref.run, self.split, self.n_background)] += 1
-        return real(self, ref)
+        return real(self, ref, work_dir)
 
     monkeypatch.setattr(prompts_module.PromptSource, "build", counting)
     opts = interp.RunOptions(out_dir=tmp_path / "out", progress=False)

@@ -63,6 +63,8 @@ class Analyzer(ABC):
     description: ClassVar[str]
     Config: ClassVar[type[Options]]
     Result: ClassVar[type[Result]] = Result
+    # what ``select`` requires of a checkpoint, said when it selects nothing (e.g. "runs with tasks in their mixture")
+    requires: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)

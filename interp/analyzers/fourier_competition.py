@@ -58,6 +58,7 @@ class FourierCompetition(Analyzer):
     description = "Fourier circles of modular-addition embeddings over training: which survive, and were they fittest"
     Config = FourierCompetitionConfig
     Result = FourierCompetitionResult
+    requires = "runs with a modular_addition task in their mixture (it reads the Fourier circles of its embedding)"
 
     def needs(self, ref) -> Needs:
         return Needs(scope=Scope.CHECKPOINT)

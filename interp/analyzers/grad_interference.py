@@ -132,6 +132,10 @@ class GradInterference(Analyzer):
     description = "per-task gradient cosines, first-order interference and the task/non-task batch split"
     Config = GradInterferenceConfig
     Result = GradInterferenceResult
+    requires = "runs whose manifest has a task mixture with tasks (it compares the tasks' gradients)"
+
+    def select(self, refs: list) -> list:
+        return [r for r in refs if r.mixture_spec is not None and r.mixture_spec.tasks]
 
     def needs(self, ref) -> Needs:
         return Needs(scope=Scope.CHECKPOINT)

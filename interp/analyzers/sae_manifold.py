@@ -63,6 +63,7 @@ class SAEManifold(Analyzer):
     description = "SAE fits to a modular-addition model's Fourier circles: subspace capture, tiling or dilution"
     Config = SAEManifoldConfig
     Result = SAEManifoldResult
+    requires = "runs with a modular_addition task in their mixture (it fits SAEs to that task's Fourier circles)"
 
     def needs(self, ref) -> Needs:
         return Needs(hooks=(self.config.hook,), scope=Scope.CHECKPOINT)

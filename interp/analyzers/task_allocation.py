@@ -111,6 +111,7 @@ class TaskAllocation(Analyzer):
     description = "per-task neuron attribution, neuron shares, overlap between tasks, and ablation checks"
     Config = TaskAllocationConfig
     Result = TaskAllocationResult
+    requires = "runs whose manifest has a task mixture with tasks (it allocates neurons to tasks)"
 
     def needs(self, ref) -> Needs:
         return Needs(grad_hooks=mlp_hooks(ref.n_layers), scope=Scope.CHECKPOINT)

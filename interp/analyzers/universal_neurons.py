@@ -179,6 +179,7 @@ class UniversalNeurons(Analyzer):
     description = "cross-seed neuron correlations vs a random-rotation baseline; universal neurons per layer"
     Config = UniversalNeuronsConfig
     Result = UniversalNeuronsResult
+    requires = "at least two seeds of a run at the same step (it correlates neurons across seeds)"
 
     def needs(self, ref) -> Needs:
         return Needs(hooks=mlp_hooks(ref.n_layers), scope=Scope.SEEDS)
