@@ -189,8 +189,9 @@ def check_finite_weights(model: HookedTransformer, where: str) -> None:
     """Raise ``NonFiniteError`` naming the parameters that hold NaN or inf (the policy ``nonfinite='raise'``)."""
     import torch
 
-    bad = [(n, int((~torch.isfinite(p)).sum())) for n, p in model.named_parameters()
-           if not bool(torch.isfinite(p).all())]
+    # a sum is finite iff every entry is, barring overflow (then counted exactly): one pass, no temporary tensor
+    suspect = [(n, p) for n, p in model.named_parameters() if not bool(torch.isfinite(p.detach().sum()))]
+    bad = [(n, k) for n, p in suspect if (k := int((~torch.isfinite(p.detach())).sum()))]
     if bad:
         listed = ", ".join(f"{n} ({k} values)" for n, k in bad[:5])
         raise NonFiniteError(f"{where}: non-finite weights in {listed}; every number computed from them would be "
@@ -338,7 +339,15 @@ SLOT = _PerThreadSlot()
 
 
 def release_memory() -> None:
+    """Free the released model's memory for real: collect, empty the CUDA cache, and hand freed heap pages back to
+    the OS (glibc keeps large freed blocks otherwise, and a series' peak memory would creep up model by model)."""
     gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):   # not glibc: nothing to trim
+        pass
     import torch
 
     if torch.cuda.is_available():
@@ -411,7 +420,11 @@ def _assign(model: HookedTransformer, state: dict, where: Path) -> None:
     with torch.no_grad():
         model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False, assign=True)
         del state
+        seen: set[int] = set()
         for module in model.modules():
             for name, param in list(module.named_parameters(recurse=False)):
-                setattr(module, name, torch.nn.Parameter(param.detach().clone(memory_format=torch.contiguous_format),
-                                                         requires_grad=param.requires_grad))
+                ptr = param.untyped_storage().data_ptr()
+                if ptr in seen or not param.is_contiguous():   # a view of another parameter (W_U = W_E.T, ...)
+                    setattr(module, name, torch.nn.Parameter(param.detach().clone(memory_format=torch.contiguous_format),
+                                                             requires_grad=param.requires_grad))
+                seen.add(ptr)
