@@ -63,6 +63,8 @@ class RunOptions(Options):
     progress: bool = True
     allow_pickle: bool = False         # read pickle checkpoints (.pt, .bin), with torch's weights_only loader
     nonfinite: Literal["raise", "keep"] = "raise"   # NaN/inf in weights or activations: stop, or keep and count
+    dask_address: str | None = None    # run units on this existing Dask scheduler (workers share the filesystem)
+    retries: int = option(2, ge=0)     # per job, on a Dask cluster (a dead worker's job goes to another)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -85,6 +87,7 @@ class AnalysisReport:
     ran: int = 0
     skipped: int = 0
     index: Path | None = None     # index.html: every analyzer's headline numbers and figures on one page
+    failed: list[str] = field(default_factory=list)   # jobs that failed after their retries (Dask), by name
 
 
 @dataclass(frozen=True)
@@ -211,7 +214,6 @@ def analyze(source: str | Path | Series | None = None, analyzers: list[str] | No
 
     ``settings`` maps analyzer name -> config overrides (validated: unknown keys list the valid ones).
     """
-    from interp.executors import SerialExecutor
     from interp.loading import resolve_device
 
     names = analyzers or registry.names()
@@ -221,8 +223,7 @@ def analyze(source: str | Path | Series | None = None, analyzers: list[str] | No
             raise ConfigError(f"settings given for analyzer {n!r}, which is not being run ({names})")
     instances = [_instantiate(n, settings.get(n, {})) for n in names]
     resolve_device(options.device)
-    series = load_series(source)
-    refs = select_refs(series, options)
+    refs = select_refs(load_series(source), options)
     stages = plan(refs, instances, options)
     planned = {r.id for stage in stages for job in stage for r in job.refs}
     verifier = verifier_for(options)
@@ -231,31 +232,53 @@ def analyze(source: str | Path | Series | None = None, analyzers: list[str] | No
               for stage in stages]
     for folder in (options.out_dir, options.cache_root):
         atomic.sweep_temporaries(folder)
-    executor = executor or SerialExecutor(progress=options.progress)
     report = AnalysisReport(options.out_dir)
-    outcomes: list[UnitOutcome] = []
-    try:
-        for stage, desc in zip(stages, ("checkpoints", "seed groups")):
-            outcomes += [o for job_outcomes in executor.map(run_job, stage, desc=desc) for o in job_outcomes]
-    finally:
-        Context.close_shared()
-        verifier.save()
+    outcomes = _execute(stages, options, executor, report)
+    verifier.save()
     report.ran = sum(o.ran for o in outcomes)
     report.skipped = len(outcomes) - report.ran
     for a in instances:
-        mine = [o for o in outcomes if o.analyzer == a.name]
-        results = [_load_result(_unit_json(options.out_dir, o), a.Result) for o in mine]
-        summary = a.summarize(results, options.out_dir / a.name) if results else {}
-        summary = {"analyzer": a.name, "units": len(results), **summary}
-        if not results:
-            summary["skipped"] = (f"nothing to analyse: it needs {a.requires}" if a.requires
-                                  else "nothing to analyse in the selected checkpoints")
-        atomic.write_text(options.out_dir / a.name / "summary.json", json.dumps(summary, indent=1))
-        report.summaries[a.name] = summary
+        report.summaries[a.name] = _summarize(a, [o for o in outcomes if o.analyzer == a.name], options)
     from interp.report.index import write_index
 
     report.index = write_index(options.out_dir, report.summaries)
     return report
+
+
+def _execute(stages: list[list[Job]], options: RunOptions, executor: Any,
+             report: AnalysisReport) -> list[UnitOutcome]:
+    """Run the stages in order on ``executor`` (serial by default; an own Dask client for ``dask_address``)."""
+    from interp.executors import DaskExecutor, SerialExecutor
+
+    own = executor is None and options.dask_address is not None
+    if own:
+        executor = DaskExecutor(address=options.dask_address, retries=options.retries,
+                                resources={"GPU": 1} if options.device.startswith("cuda") else None)
+    executor = executor or SerialExecutor(progress=options.progress)
+    outcomes: list[UnitOutcome] = []
+    try:
+        for stage, desc in zip(stages, ("checkpoints", "seed groups")):
+            names = [f"{'+'.join(n for n, _ in j.analyzers)} on {', '.join(r.id for r in j.refs)}" for j in stage]
+            outcomes += [o for job_outcomes in executor.map(run_job, stage, desc=desc, names=names)
+                         for o in job_outcomes]
+    finally:
+        Context.close_shared()
+        if own:
+            executor.close()
+    report.failed = [f"{f.job}: {f.error}" for f in getattr(executor, "failures", [])]
+    return outcomes
+
+
+def _summarize(a: Analyzer, outcomes: list[UnitOutcome], options: RunOptions) -> dict[str, Any]:
+    """The analyzer's series summary over exactly this run's units, written to ``<analyzer>/summary.json``."""
+    results = [_load_result(_unit_json(options.out_dir, o), a.Result) for o in outcomes]
+    summary = a.summarize(results, options.out_dir / a.name) if results else {}
+    summary = {"analyzer": a.name, "units": len(results), **summary}
+    if not results:
+        summary["skipped"] = (f"nothing to analyse: it needs {a.requires}" if a.requires
+                              else "nothing to analyse in the selected checkpoints")
+    atomic.write_text(options.out_dir / a.name / "summary.json", json.dumps(summary, indent=1))
+    return summary
 
 
 def _unit_json(out_dir: Path, o: UnitOutcome) -> Path:

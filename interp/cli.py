@@ -53,7 +53,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     opts = api.RunOptions(out_dir=args.out, device=args.device, batch_size=args.batch_size,
                           runs=tuple(args.run) or None, prompts=PromptSource(tokens_file=args.tokens, tokenizer=args.tokenizer,
                                                                                 window=args.window),
-                          progress=not args.quiet, allow_pickle=args.allow_pickle, nonfinite=args.nonfinite)
+                          progress=not args.quiet, allow_pickle=args.allow_pickle, nonfinite=args.nonfinite,
+                          dask_address=args.dask_address)
     series = api.load_series(args.checkpoint_dir or args.manifest, allow_outside_paths=args.allow_outside_paths)
     executor = None
     if args.dask:
@@ -75,7 +76,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             print(f"  {k:<40} {v}")
     if report.index is not None:
         print(f"\nall figures and headlines on one page: {report.index}")
-    return 0
+    for failure in report.failed:
+        print(f"FAILED after retries: {failure}", file=sys.stderr)
+    return 1 if report.failed else 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -167,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "when the checkpoint's folder has none")
     p.add_argument("--window", type=int, help="tokens per prompt for a text --tokens file (default: the context)")
     p.add_argument("--dask", action="store_true", help="run units on a local Dask cluster")
+    p.add_argument("--dask-address", metavar="ADDRESS", help="run units on an existing Dask scheduler (e.g. "
+                   "tcp://head:8786); every worker must see the checkpoints, the cache and --out at the same paths")
     p.add_argument("--allow-pickle", action="store_true",
                    help="read pickle checkpoints (.pt, .bin) with torch's weights_only loader (refused by default)")
     p.add_argument("--nonfinite", choices=("raise", "keep"), default="raise",

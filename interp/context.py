@@ -8,8 +8,9 @@ returns the process's context for those settings (a Dask worker process keeps it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from interp.activations.cache import ActivationCache, CacheSettings
 from interp.activations.store import HookArray
@@ -91,3 +92,15 @@ class Context:
 
     def acts(self, ref: CheckpointRef, hook: str, grad: bool = False) -> HookArray:
         return self.cache.open(ref, self.prompts(ref), hook, grad)
+
+    def map(self, fn: Callable[[Any], Any], items: list) -> list:
+        """``fn`` over ``items``, in order: as tasks of the Dask cluster when this job runs on one of its workers
+        (shards of a unit fan out), else here, one after another."""
+        try:
+            from dask.distributed import get_worker, worker_client
+
+            get_worker()
+        except (ImportError, ValueError):
+            return [fn(item) for item in items]
+        with worker_client() as client:
+            return client.gather(client.map(fn, items, pure=False))

@@ -1,37 +1,55 @@
-"""Where work units run: in this process (default) or on a Dask cluster.
+"""Where work units run: in this process (default) or on a Dask cluster (a ``LocalCluster`` interp starts, or an
+existing scheduler at ``address``).
 
 A job is a picklable description (checkpoint refs, analyzer names and configs, output and cache folders), so the same
-job runs anywhere with a shared filesystem. Jobs of one stage are independent; stages run in order (checkpoint jobs,
-then jobs over groups of seeds). Resume comes from the completion markers on disk, not from the engine: a job
-skips units whose results are complete.
+job runs anywhere with a shared filesystem: every worker must see the checkpoints, the cache folder and ``--out`` at
+the same paths. Jobs of one stage are independent; stages run in order (checkpoint jobs, then jobs over groups of
+seeds). Resume comes from the completion markers on disk, not from the engine: a job skips units whose results are
+complete, so a job retried after its worker died redoes only what it had not saved.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 
+@dataclass(frozen=True)
+class Failure:
+    job: str
+    error: str
+
+
 class Executor(Protocol):
-    def map(self, fn: Callable[[Any], Any], jobs: Sequence[Any], desc: str = "") -> list[Any]: ...
+    failures: list[Failure]
+
+    def map(self, fn: Callable[[Any], Any], jobs: Sequence[Any], desc: str = "",
+            names: Sequence[str] | None = None) -> list[Any]: ...
 
 
 class SerialExecutor:
+    """Runs jobs one after another in this process; the first error stops the run (it is the user's to fix)."""
+
     def __init__(self, progress: bool = True):
         self.progress = progress
+        self.failures: list[Failure] = []
 
-    def map(self, fn, jobs, desc: str = "") -> list:
+    def map(self, fn, jobs, desc: str = "", names=None) -> list:
         from tqdm.auto import tqdm
 
         return [fn(j) for j in tqdm(jobs, desc=desc, disable=not self.progress or not jobs)]
 
 
 class DaskExecutor:
-    """Runs jobs on a ``dask.distributed`` client (a ``LocalCluster`` when none is given). ``resources`` tags each
-    job (e.g. ``{"GPU": 1}``) so a GPU worker takes one at a time; failed jobs are retried ``retries`` times."""
+    """Runs jobs on ``dask.distributed``: an existing scheduler (``address``, e.g. ``tcp://head:8786``), a given
+    ``client``, or a ``LocalCluster`` of ``n_workers`` single-threaded processes. Each job is retried ``retries``
+    times (a worker that dies mid-job hands it to another; complete units are skipped on the retry); a job that
+    still fails is recorded in ``failures`` by name and the others go on. ``resources`` tags every job (e.g.
+    ``{"GPU": 1}``: only workers started with ``--resources GPU=1`` take it, one at a time)."""
 
-    def __init__(self, client: Any = None, retries: int = 1, resources: dict[str, float] | None = None,
-                 n_workers: int = 2):
+    def __init__(self, client: Any = None, address: str | None = None, retries: int = 2,
+                 resources: dict[str, float] | None = None, n_workers: int = 2):
         try:
             from dask.distributed import Client, LocalCluster
         except ImportError as e:
@@ -39,17 +57,40 @@ class DaskExecutor:
 
             raise ConfigError("the dask executor needs 'pip install interp[distributed]'") from e
         self._own = client is None
-        self.client = client or Client(LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True))
-        self.retries, self.resources = retries, resources
+        if client is None and address:
+            try:
+                client = Client(address, timeout="30s")
+            except OSError as e:
+                from interp.errors import ConfigError
 
-    def map(self, fn, jobs, desc: str = "") -> list:
+                raise ConfigError(f"--dask-address {address}: no Dask scheduler answered ({e})") from None
+        self.client = client or Client(LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True))
+        self._local = client is None or not address
+        self.retries, self.resources = retries, resources
+        self.failures: list[Failure] = []
+
+    def map(self, fn, jobs, desc: str = "", names=None) -> list:
+        from dask.distributed import as_completed
+
         if not jobs:
             return []
-        futures = self.client.map(fn, list(jobs), retries=self.retries, resources=self.resources, pure=False)
-        return self.client.gather(futures)
+        names = list(names or [f"{desc} job {i}" for i in range(len(jobs))])
+        futures = {self.client.submit(fn, job, retries=self.retries, resources=self.resources, pure=False,
+                                      key=f"interp-{desc.replace(' ', '-')}-{i}-{id(job):x}"): i
+                   for i, job in enumerate(jobs)}
+        results: list[Any] = [None] * len(jobs)
+        for future in as_completed(futures):
+            i = futures[future]
+            if future.status == "finished":
+                results[i] = future.result()
+            else:
+                error = future.exception()
+                self.failures.append(Failure(names[i], f"{type(error).__name__}: {error}"))
+        return [r for r in results if r is not None]
 
     def close(self) -> None:
         if self._own:
-            cluster = self.client.cluster
+            cluster = getattr(self.client, "cluster", None)
             self.client.close()
-            cluster.close()
+            if cluster is not None and self._local:
+                cluster.close()

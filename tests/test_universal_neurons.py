@@ -3,19 +3,26 @@ import pytest
 import torch
 
 from interp.activations.cache import CacheSettings
+from interp.activations.cross_seed import cross_seed_correlations, haar_rotation, rotation
 from interp.analyzers.base import Unit
-from interp.analyzers.universal_neurons import UniversalNeurons, cross_seed_correlations, excess, haar_rotation
+from interp.analyzers.universal_neurons import UniversalNeurons, excess
 from interp.context import Context, ContextSettings
 from interp.prompts import PromptSource
 from interp.loading import SLOT, load_ref, save_checkpoint
 from interp.manifest import file_sha256
 
 
-def stream(arrays, sizes):
-    start = 0
-    for s in sizes:
-        yield [a[start:start + s] for a in arrays]
-        start += s
+def chunked(per_seed, sizes, n_layers):
+    """``chunks`` for cross_seed_correlations: per seed a [token, layer * d] array, cut at ``sizes``."""
+    d = per_seed[0].shape[1] // n_layers
+
+    def chunks(keys):
+        start = 0
+        for size in sizes:
+            yield {(s, l): per_seed[s][start:start + size, l * d:(l + 1) * d] for s, l in keys}
+            start += size
+
+    return chunks
 
 
 def test_haar_rotation_is_orthogonal():
@@ -28,8 +35,8 @@ def test_streaming_equals_corrcoef_with_uneven_chunks():
     z = rng.normal(size=(3000, 6))
     x = np.abs(z @ rng.normal(size=(6, 8))) + 3
     y = np.abs(z @ rng.normal(size=(6, 8)))
-    out = cross_seed_correlations(stream([x.astype(np.float32), y.astype(np.float32)], [7, 1500, 1, 1492]),
-                                  n_layers=2)
+    out = cross_seed_correlations(chunked([x.astype(np.float32), y.astype(np.float32)], [7, 1500, 1, 1492], 2),
+                                  n_seeds=2, n_layers=2, d=4)
     ref = np.corrcoef(x.astype(np.float32).astype(np.float64), y.astype(np.float32).astype(np.float64),
                       rowvar=False)[:8, 8:]
     np.testing.assert_allclose(out["max_corr"][0, 1], ref.max(1), atol=1e-6)
@@ -38,9 +45,10 @@ def test_streaming_equals_corrcoef_with_uneven_chunks():
     np.testing.assert_array_equal(out["best_match"][1, 0], ref.argmax(0))
 
 
-def test_layer_by_layer_passes_equal_brute_force():
-    """Three seeds, three layers, one layer per pass (three reads of the chunks): every pair's maxima, best matches
-    (both directions), rotated baselines and per-layer matchings against float64 brute force."""
+def test_blocks_in_small_passes_equal_brute_force():
+    """Three seeds, three layers, passes of one block at a time (a fresh read of the chunks each): every pair's
+    maxima, best matches (both directions), rotated baselines and per-layer matchings against float64 brute
+    force."""
     from itertools import permutations
 
     rng = np.random.default_rng(5)
@@ -48,19 +56,17 @@ def test_layer_by_layer_passes_equal_brute_force():
     z = rng.normal(size=(2000, 5))
     xs = [np.abs(z @ rng.normal(size=(5, n_layers * d)) + rng.normal(size=(2000, n_layers * d))).astype(np.float32)
           for _ in range(3)]
-    blocks = list(stream(xs, [600, 1, 1399]))
-    one = cross_seed_correlations(blocks, n_layers, seed=4, matching=True)
-    out = cross_seed_correlations(lambda: iter(blocks), n_layers, seed=4, matching=True, layers_per_pass=1)
-    for key in ("max_corr", "baseline_max", "matched_corr"):
-        np.testing.assert_allclose(out[key], one[key], atol=1e-6, equal_nan=True)
-    np.testing.assert_array_equal(out["best_match"], one["best_match"])
-    rot = np.random.default_rng(4)
-    rots = [[haar_rotation(d, rot) for _ in range(n_layers)] for _ in range(3)]   # the function's own draw order
+    chunks = chunked(xs, [600, 1, 1399], n_layers)
+    one = cross_seed_correlations(chunks, 3, n_layers, d, seed=4, matching=True)
+    out = cross_seed_correlations(chunks, 3, n_layers, d, seed=4, matching=True, memory_bytes=d * d * 8 * 1.5)
+    for key in ("max_corr", "baseline_max", "matched_corr", "best_match"):
+        np.testing.assert_array_equal(out[key], one[key])
     for a, b in permutations(range(3), 2):
         c = np.corrcoef(xs[a].astype(np.float64), xs[b].astype(np.float64), rowvar=False)[:12, 12:]
         np.testing.assert_allclose(out["max_corr"][a, b], c.max(1), atol=1e-6)
         np.testing.assert_array_equal(out["best_match"][a, b], c.argmax(1))
-        yb = np.concatenate([xs[b][:, l * d:(l + 1) * d].astype(np.float64) @ rots[b][l] for l in range(n_layers)], 1)
+        yb = np.concatenate([xs[b][:, l * d:(l + 1) * d].astype(np.float64) @ rotation(4, b, l, d)
+                             for l in range(n_layers)], 1)
         cb = np.corrcoef(xs[a].astype(np.float64), yb, rowvar=False)[:12, 12:]
         np.testing.assert_allclose(out["baseline_max"][a, b], cb.max(1), atol=1e-5)
         for l in range(n_layers):   # brute-force matching: the best of all 4! permutations
@@ -68,8 +74,6 @@ def test_layer_by_layer_passes_equal_brute_force():
             best = max(permutations(range(d)), key=lambda p: sum(blk[i, p[i]] for i in range(d)))
             np.testing.assert_allclose(out["matched_corr"][a, b, l * d:(l + 1) * d],
                                        [blk[i, best[i]] for i in range(d)], atol=1e-6)
-    with pytest.raises(ValueError, match="re-iterable"):
-        cross_seed_correlations(iter(blocks), n_layers, layers_per_pass=1)
 
 
 def test_rotated_copy_has_no_excess_correlation():
@@ -78,7 +82,7 @@ def test_rotated_copy_has_no_excess_correlation():
     rng = np.random.default_rng(1)
     x = rng.gamma(2.0, size=(20000, 32)).astype(np.float32)
     y = (x @ haar_rotation(32, rng)).astype(np.float32)
-    out = cross_seed_correlations(stream([x, y], [4096] * 5), n_layers=1, seed=3)
+    out = cross_seed_correlations(chunked([x, y], [4096] * 5, 1), 2, 1, 32, seed=3)
     _, _, exc = excess(out["max_corr"], out["baseline_max"])
     assert abs(exc.mean()) < 0.05
 
@@ -87,7 +91,7 @@ def test_dead_neurons_are_defined_and_not_universal():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(500, 4)).astype(np.float32)
     x[:, 0] = 0.0
-    out = cross_seed_correlations(stream([x, x.copy()], [200, 300]), n_layers=1)
+    out = cross_seed_correlations(chunked([x, x.copy()], [200, 300], 1), 2, 1, 4)
     assert np.isfinite(out["max_corr"][0, 1]).all() and out["max_corr"][0, 1, 0] == 0
     np.testing.assert_allclose(out["max_corr"][0, 1, 1:], 1, atol=1e-6)
 
@@ -111,7 +115,7 @@ def test_permuted_copy_matches_every_neuron_at_its_permuted_index(wide_ref, tmp_
     perm = np.random.default_rng(0).permutation(model.cfg.d_mlp)
     path = tmp_path / "perm.safetensors"
     save_checkpoint(permuted_copy(model, perm), path)
-    other = replace(wide_ref, seed=99, path=path, sha256=file_sha256(path))
+    other = replace(wide_ref, seed=99, path=path, sha256=file_sha256(path), size=None)
     ctx = Context(ContextSettings(CacheSettings(tmp_path / "cache"), "cpu", PromptSource(n_background=128)))
     analyzer = UniversalNeurons()
     for ref in (wide_ref, other):

@@ -1,10 +1,9 @@
 """``universal-neurons``: which MLP neurons recur in every seed (Gurnee et al., arXiv 2401.12181; SCIENCE.md 3).
 
-Scope: all seeds of a run at one step, on identical prompts (asserted by the runner). For every ordered pair of
-seeds (a, b), the streaming Pearson correlation between each neuron of a and each neuron of b at
-``blocks.{l}.mlp.hook_post``, all layers and all layer pairs at once (the layers are concatenated into one unit axis,
-so one GEMM per chunk covers every layer pair), over every token of every prompt. Our prompts have no BOS or padding
-(fixed-length ``TOK1 TOK2 LABEL`` and background sequences), so every position counts.
+Scope: all seeds of a run at one step, on identical prompts (checked by the runner). For every pair of seeds, the
+streaming Pearson correlation between each neuron of one seed and each neuron of the other at
+``blocks.{l}.mlp.hook_post``, every layer pair, over every token of every prompt (``interp.activations.cross_seed``:
+one block per (seed pair, layer pair)). Task prompts have no BOS or padding, so every position counts.
 
 Per neuron of seed a:
 - ``max_corr[a, b]``: its largest correlation with any neuron of seed b, and ``best_match[a, b]`` that neuron;
@@ -16,29 +15,31 @@ Per neuron of seed a:
 - ``matched_corr[a, b]``: its correlation with its partner under a one-to-one matching of the two seeds' neurons
   (Hungarian algorithm, scipy, within each layer), a second view that forbids many neurons sharing one best match.
 
-Memory is independent of the number of tokens, and bounded by ``memory_gb``: the float64 cross sums of every seed
-pair and of every rotated baseline take (3 pairs + 6 ordered pairs at 3 seeds) x rows x units x 8 bytes, so when all
-layers at once would exceed the budget the rows are taken a few layers per pass, each pass a fresh read of the
-cached activations (at GPT-2-small width, 36,864 units and 3 seeds, all at once would be ~98 GB; 4 GB allows one
-layer per pass, 12 passes). The tiny bundled models take one pass.
+Memory is independent of the number of tokens and bounded by ``memory_gb``: the blocks' float64 sums (d_mlp^2 x 8
+bytes each) are taken a few at a time, each group a fresh pass over the cached activations (GPT-2 small at 3 seeds
+has 1,296 blocks of 75 MB: 25 passes at 4 GB). With ``shard=true`` each (seed pair, layer pair) is its own task: on
+a Dask cluster the shards of one unit run on many workers at once, each reading only its two layers from the
+shared cache; the arrays are identical to the serial path's, bit for bit (the same block computations on the same
+chunks).
 
 Numerics: ``StreamingCorrelation`` shifts each chunk by the first chunk's means and multiplies float32 blocks of
 1,024 rows into float64 sums, so neurons with a large mean against their spread stay accurate (raw-moment sums
-lose every digit there). Memory is independent of the number of tokens. A dead (constant) neuron has correlation
-0 with everything (defined, not NaN), so it is never universal.
+lose every digit there). A dead (constant) neuron has correlation 0 with everything (defined, not NaN), so it is
+never universal.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
+from interp.activations import cross_seed
 from interp.analyzers.base import Analyzer, Needs, Scope, Unit
 from interp.config import Options, option
-from interp.hooks import mlp_hooks
+from interp.hooks import act_name, mlp_hooks
 from interp.results import Result, by_run_step, load_results
 from interp.report.series import summarize_scalars
 
@@ -49,7 +50,8 @@ class UniversalNeuronsConfig(Options):
     chunk_rows: int = option(2048, ge=1)         # prompts per chunk read from the cache
     seed: int = option(0, ge=0)                  # of the random rotations
     matching: bool = True                        # also the one-to-one (Hungarian) matching
-    memory_gb: float = option(4.0, gt=0)         # for the float64 cross sums: bounds the layers taken per pass
+    memory_gb: float = option(4.0, gt=0)         # for the float64 cross sums: bounds the blocks taken per pass
+    shard: bool = False                          # one task per (seed pair, layer pair): fans out on a Dask cluster
 
 
 class UniversalNeuronsResult(Result):
@@ -57,115 +59,6 @@ class UniversalNeuronsResult(Result):
     def universal(self) -> np.ndarray:
         """[seed, layer, neuron] bool."""
         return self.arrays["universal"]
-
-
-def haar_rotation(n: int, rng: np.random.Generator) -> np.ndarray:
-    """A uniformly random orthogonal matrix [n, n]."""
-    q, r = np.linalg.qr(rng.normal(size=(n, n)))
-    return q * np.sign(np.diag(r))[None, :]
-
-
-def cross_seed_correlations(chunks: Callable[[], Iterable[list[np.ndarray]]] | Iterable[list[np.ndarray]],
-                            n_layers: int, seed: int = 0, device: str = "cpu", matching: bool = False,
-                            layers_per_pass: int | None = None) -> dict[str, np.ndarray]:
-    """Streams chunks (one [token, layer * d_mlp] array per seed) into every seed pair's correlations.
-
-    ``chunks``: a re-iterable (a list, or a function returning a fresh iterator) when it takes more than one pass.
-    Each pass correlates the units of ``layers_per_pass`` layers of every seed (rows) with all units of every other
-    seed (columns), so the float64 sums take (pairs + ordered pairs) x rows x units x 8 bytes: default, every layer
-    in one pass. Row maxima are final after their pass; a pair's column maxima (the other direction) are running
-    maxima over passes, so each unordered pair is multiplied once.
-
-    Returns ``max_corr``, ``best_match``, ``baseline_max`` ([seed, other_seed, unit]; the diagonal is NaN / -1) and,
-    with ``matching``, ``matched_corr`` (see ``match_layer``)."""
-    import torch
-
-    from interp.activations.stats import StreamingCorrelation
-
-    def passes_over():
-        if callable(chunks):
-            return iter(chunks())
-        return iter(chunks)
-
-    if not callable(chunks) and iter(chunks) is chunks and layers_per_pass not in (None, n_layers):
-        raise ValueError("several passes need re-iterable chunks (a list, or a function returning an iterator)")
-    it = passes_over()
-    first = next(it)
-    n_seeds, n_units = len(first), first[0].shape[1]
-    d = n_units // n_layers
-    step = layers_per_pass or n_layers
-    rot = _rotations(n_seeds, n_layers, d, seed, device)                                # [layer, d, d] per seed
-    pairs = [(a, b) for a in range(n_seeds) for b in range(n_seeds) if a < b]
-    ordered = [(a, b) for a in range(n_seeds) for b in range(n_seeds) if a != b]
-    out = _Maxima(n_seeds, n_units, d, pairs, matching)
-
-    def rotate(x: torch.Tensor, s: int) -> torch.Tensor:
-        return torch.einsum("tld,lde->tle", x.view(len(x), n_layers, d), rot[s]).reshape(len(x), n_units)
-
-    for l0 in range(0, n_layers, step):
-        rows = slice(l0 * d, min(n_layers, l0 + step) * d)
-        real = {p: StreamingCorrelation() for p in pairs}
-        base = {p: StreamingCorrelation() for p in ordered}
-        for block in (itertools.chain([first], it) if l0 == 0 else passes_over()):   # streamed, never listed
-            xs = [torch.as_tensor(x, dtype=torch.float32, device=device) for x in block]
-            for a, b in pairs:
-                real[(a, b)].update(xs[a][:, rows], xs[b])
-            rotated = [rotate(x, s) for s, x in enumerate(xs)]
-            for a, b in ordered:
-                base[(a, b)].update(xs[a][:, rows], rotated[b])
-        for a, b in pairs:
-            out.add_pair(a, b, real.pop((a, b)).result().cpu().numpy(), rows)
-        for a, b in ordered:
-            out.baseline[a, b, rows] = base.pop((a, b)).result().cpu().numpy().max(1)
-    return out.arrays()
-
-
-def _rotations(n_seeds: int, n_layers: int, d: int, seed: int, device: str) -> list:
-    """Per seed, one Haar rotation per layer: [layer, d, d] float32 tensors (seeded: the baseline is reproducible)."""
-    import torch
-
-    rng = np.random.default_rng(seed)
-    return [torch.as_tensor(np.stack([haar_rotation(d, rng) for _ in range(n_layers)]), dtype=torch.float32,
-                            device=device) for _ in range(n_seeds)]
-
-
-class _Maxima:
-    """The arrays ``cross_seed_correlations`` returns, filled pass by pass. Row maxima of a pass are final; column
-    maxima (the other direction of a pair) are running maxima over passes."""
-
-    def __init__(self, n_seeds: int, n_units: int, d: int, pairs: list[tuple[int, int]], matching: bool):
-        shape = (n_seeds, n_seeds, n_units)
-        self.d, self.matching = d, matching
-        self.max_corr, self.baseline = np.full(shape, np.nan), np.full(shape, np.nan)
-        self.best, self.matched = np.full(shape, -1, dtype=np.int64), np.full(shape, np.nan)
-        for a, b in pairs:
-            self.max_corr[b, a] = -np.inf
-
-    def add_pair(self, a: int, b: int, c: np.ndarray, rows: slice) -> None:
-        """``c``: [rows, all units] correlations of seed a's ``rows`` with every unit of seed b."""
-        d = self.d
-        self.max_corr[a, b, rows], self.best[a, b, rows] = c.max(1), c.argmax(1)
-        col, arg = c.max(0), c.argmax(0) + rows.start
-        better = col > self.max_corr[b, a]
-        self.max_corr[b, a, better], self.best[b, a, better] = col[better], arg[better]
-        for layer in range(rows.start // d, rows.stop // d) if self.matching else ():
-            r, k, v = match_layer(c[layer * d - rows.start:(layer + 1) * d - rows.start, layer * d:(layer + 1) * d])
-            self.matched[a, b, layer * d + r], self.matched[b, a, layer * d + k] = v, v
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        out = {"max_corr": self.max_corr, "best_match": self.best, "baseline_max": self.baseline}
-        if self.matching:
-            out["matched_corr"] = self.matched
-        return out
-
-
-def match_layer(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One-to-one matching of one layer's neurons of two seeds, maximising total correlation (Hungarian algorithm,
-    scipy; O(d_mlp^3), feasible at GPT-2 widths): (rows, their partners, the partners' correlations)."""
-    from scipy.optimize import linear_sum_assignment
-
-    r, k = linear_sum_assignment(-block)
-    return r, k, block[r, k]
 
 
 def excess(max_corr: np.ndarray, baseline: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -186,47 +79,59 @@ class UniversalNeurons(Analyzer):
 
     def run(self, unit: Unit, ctx) -> UniversalNeuronsResult:
         refs = sorted(unit.refs, key=lambda r: r.seed)
-        n_layers = refs[0].n_layers
-        hooks = list(mlp_hooks(n_layers))
-        arrays = [[ctx.acts(r, h) for h in hooks] for r in refs]
-        d_mlp = arrays[0][0].shape[-1]
-        n_units, n = n_layers * d_mlp, len(refs)
-        bytes_per_layer = n * (n - 1) * 3 / 2 * d_mlp * n_units * 8        # pairs + ordered pairs, float64
-        layers_per_pass = int(max(1, min(n_layers, self.config.memory_gb * 2**30 // bytes_per_layer)))
-        out = cross_seed_correlations(lambda: self._chunks(arrays), n_layers, self.config.seed,
-                                      device=getattr(ctx, "device", "cpu"), matching=self.config.matching,
-                                      layers_per_pass=layers_per_pass)
+        n_layers, n = refs[0].n_layers, len(refs)
+        paths = {(s, layer): str(ctx.acts(r, act_name("post", layer)).path) for s, r in enumerate(refs)
+                 for layer in range(n_layers)}
+        d = ctx.acts(refs[0], act_name("post", 0)).shape[-1]
+        c = self.config
+        if c.shard:
+            job = partial(shard_job, paths, d=d, seed=c.seed, rows=c.chunk_rows, device=ctx.device, matching=c.matching)
+            parts = ctx.map(job, cross_seed.shards(n, n_layers))
+            out = cross_seed.reduce([b for part in parts for b in part], n, n_layers, d, c.matching)
+        else:
+            out = cross_seed.cross_seed_correlations(lambda keys: stream_chunks(paths, keys, c.chunk_rows), n,
+                                                     n_layers, d, c.seed, ctx.device, c.matching,
+                                                     c.memory_gb * 2**30)
+        return self._result(unit, refs, out, n_layers, d)
+
+    def _result(self, unit: Unit, refs, out: dict, n_layers: int, d_mlp: int) -> UniversalNeuronsResult:
         mean_corr, mean_base, exc = excess(out["max_corr"], out["baseline_max"])
         universal = exc > self.config.threshold
-        shape4 = (len(refs), len(refs), n_layers, d_mlp)
+        n = len(refs)
+        shape4 = (n, n, n_layers, d_mlp)
+        dims4 = ("seed", "other_seed", "layer", "neuron")
         result = self.new_result(unit)
-        result.add("max_corr", out["max_corr"].reshape(shape4), ("seed", "other_seed", "layer", "neuron"))
-        result.add("baseline_max", out["baseline_max"].reshape(shape4), ("seed", "other_seed", "layer", "neuron"))
-        result.add("best_match", out["best_match"].reshape(shape4), ("seed", "other_seed", "layer", "neuron"))
-        if self.config.matching:
-            result.add("matched_corr", out["matched_corr"].reshape(shape4), ("seed", "other_seed", "layer", "neuron"))
-        result.scalars["layers_per_pass"] = layers_per_pass
+        for name in ("max_corr", "baseline_max", "best_match", "matched_corr"):
+            if name in out:
+                result.add(name, out[name].reshape(shape4), dims4)
         for name, arr in (("mean_corr", mean_corr), ("mean_baseline", mean_base), ("excess_corr", exc),
                           ("universal", universal)):
-            result.add(name, arr.reshape(len(refs), n_layers, d_mlp), ("seed", "layer", "neuron"))
-        per_layer = universal.reshape(len(refs), n_layers, d_mlp).mean(axis=(0, 2))
+            result.add(name, arr.reshape(n, n_layers, d_mlp), ("seed", "layer", "neuron"))
+        per_layer = universal.reshape(n, n_layers, d_mlp).mean(axis=(0, 2))
         result.scalars.update(seeds=[r.seed for r in refs], universal_fraction=float(universal.mean()),
                               universal_fraction_per_layer=per_layer.tolist(), mean_excess_corr=float(exc.mean()),
                               mean_max_corr=float(mean_corr.mean()), mean_baseline=float(mean_base.mean()))
         return result
 
-    def _chunks(self, arrays) -> Iterator[list[np.ndarray]]:
-        """Per chunk of prompts, one [token, layer * neuron] array per seed (tokens = prompt x position)."""
-        readers = [[a.chunks(self.config.chunk_rows) for a in per_seed] for per_seed in arrays]
-        while True:
-            try:
-                block = [np.concatenate([next(r) for r in per_seed], axis=-1) for per_seed in readers]
-            except StopIteration:
-                return
-            yield [b.reshape(-1, b.shape[-1]) for b in block]
-
     def summarize(self, results: list[Result], out_dir) -> dict:
         return summarize_universal(results, out_dir)
+
+
+def stream_chunks(paths: dict[tuple[int, int], str], keys: set[tuple[int, int]],
+                  rows: int) -> Iterator[dict[tuple[int, int], np.ndarray]]:
+    """Per chunk of prompts, {(seed, layer): [token, neuron]} for the cached activations ``keys`` need."""
+    from interp.activations.store import HookArray
+
+    readers = {k: HookArray(paths[k]).chunks(rows) for k in sorted(keys)}
+    for block in zip(*readers.values()):
+        yield {k: b.reshape(-1, b.shape[-1]) for k, b in zip(readers, block)}
+
+
+def shard_job(paths: dict[tuple[int, int], str], blocks: list, d: int, seed: int, rows: int, device: str,
+              matching: bool) -> list:
+    """One shard (a seed pair at a layer pair): its blocks over the two layers it reads. Picklable: on a Dask
+    cluster it runs on any worker that sees the cache."""
+    return cross_seed.run_blocks(blocks, lambda keys: stream_chunks(paths, keys, rows), d, seed, device, matching)
 
 
 def summarize_universal(results: list[Result], out_dir) -> dict:
