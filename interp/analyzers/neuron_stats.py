@@ -58,9 +58,9 @@ class NeuronStats(Analyzer):
         result = self.new_result(unit)
         per_layer = {k: [] for k in STATS}
         for layer in range(n_layers):
-            acc = RunningMoments(d_mlp, self.config.active_threshold)
+            acc = RunningMoments(d_mlp, self.config.active_threshold, device=ctx.device)
             for chunk in ctx.acts(ref, act_name("pre", layer)).chunks(self.config.chunk_rows):
-                x = torch.from_numpy(chunk)  # [prompt, pos, neuron]
+                x = torch.from_numpy(chunk).to(ctx.device)  # [prompt, pos, neuron]
                 x = x[:, LABEL_POS] if self.config.positions == "label" else x.reshape(-1, d_mlp)
                 acc.update(x)
             for k, v in acc.result().items():
