@@ -88,11 +88,15 @@ class UniversalNeurons(Analyzer):
             job = partial(shard_job, paths, d=d, seed=c.seed, rows=c.chunk_rows, device=ctx.device, matching=c.matching)
             parts = ctx.map(job, cross_seed.shards(n, n_layers))
             out = cross_seed.reduce([b for part in parts for b in part], n, n_layers, d, c.matching)
+            passes = len(parts)
         else:
             out = cross_seed.cross_seed_correlations(lambda keys: stream_chunks(paths, keys, c.chunk_rows), n,
                                                      n_layers, d, c.seed, ctx.device, c.matching,
                                                      c.memory_gb * 2**30)
-        return self._result(unit, refs, out, n_layers, d)
+            passes = len(cross_seed.passes(cross_seed.all_blocks(n, n_layers), d, c.memory_gb * 2**30))
+        result = self._result(unit, refs, out, n_layers, d)
+        result.scalars["passes"] = passes   # reads of the cached activations (serial) or shards (sharded)
+        return result
 
     def _result(self, unit: Unit, refs, out: dict, n_layers: int, d_mlp: int) -> UniversalNeuronsResult:
         mean_corr, mean_base, exc = excess(out["max_corr"], out["baseline_max"])
