@@ -66,6 +66,7 @@ class RunEntry(_Strict):
     format: Literal["safetensors", "hf", "nanogpt"] = "safetensors"
     model: dict[str, Any] = Field(default_factory=dict)
     mixture: dict[str, Any] | None = None
+    language: dict[str, Any] | None = None   # a synthetic language (interp.language) instead of a task mixture
     processing: ProcessingEntry = Field(default_factory=ProcessingEntry)
     group: str | None = None
     labels: dict[str, Any] = Field(default_factory=dict)
@@ -81,12 +82,27 @@ class RunEntry(_Strict):
                 raise ValueError(str(e)) from None
         return v
 
+    @field_validator("language")
+    @classmethod
+    def _language(cls, v: dict | None) -> dict | None:
+        if v is not None:
+            from interp.language import LanguageSpec
+
+            try:
+                LanguageSpec.from_overrides(v)
+            except (ConfigError, TypeError) as e:
+                raise ValueError(str(e)) from None
+        return v
+
     @model_validator(mode="after")
     def _vocabulary_fits(self) -> RunEntry:
+        if self.mixture is not None and self.language is not None:
+            raise ValueError("a run has a task mixture or a language, not both")
         model_vocab = self.model.get("d_vocab")
-        if self.mixture and model_vocab is not None and self.mixture.get("d_vocab", 0) > model_vocab:
-            raise ValueError(f"mixture.d_vocab {self.mixture['d_vocab']} exceeds the model's d_vocab {model_vocab}: "
-                             f"its tokens would index past the embedding")
+        for name, data in (("mixture", self.mixture), ("language", self.language)):
+            if data and model_vocab is not None and data.get("d_vocab", 0) > model_vocab:
+                raise ValueError(f"{name}.d_vocab {data['d_vocab']} exceeds the model's d_vocab {model_vocab}: "
+                                 f"its tokens would index past the embedding")
         return self
 
 
@@ -152,6 +168,7 @@ class CheckpointRef:
     labels: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     revision: str | None = None
+    language: dict[str, Any] | None = None
     # set by ``verified``: what the file(s) looked like when their bytes were checked; the loader refuses them if
     # they changed since
     stamps: tuple[FileStamp, ...] = field(default=(), compare=False)
@@ -178,6 +195,12 @@ class CheckpointRef:
     @property
     def mixture_spec(self) -> MixtureSpec | None:
         return MixtureSpec.from_dict(self.mixture) if self.mixture else None
+
+    @property
+    def language_spec(self) -> Any:
+        from interp.language import LanguageSpec
+
+        return LanguageSpec.from_overrides(self.language) if self.language else None
 
     @property
     def n_layers(self) -> int:
@@ -235,7 +258,7 @@ class Series:
                     out.append(CheckpointRef(
                         run=r.name, seed=c.seed, step=c.step, path=path, model=model, processing=processing,
                         format=r.format, sha256=c.sha256, size=c.size, mixture=r.mixture, group=r.group,
-                        labels=r.labels, metrics=c.metrics, revision=c.revision))
+                        labels=r.labels, metrics=c.metrics, revision=c.revision, language=r.language))
             self._refs = sorted(out, key=lambda x: (x.run, x.step, x.seed))
         return self._refs
 

@@ -31,6 +31,7 @@ class PromptSource(Options):
     ``interp.text_prompts``); or ``fixed`` prompts (tests, planted models)."""
 
     n_background: int = option(512, ge=0)
+    n_sequences: int = option(1600, ge=1)   # of a language run (1,600 x 64 tokens: the >= 100k universal neurons want)
     split: Literal["train", "test", "all"] = "test"
     tokens_file: Path | None = None
     seed: int = option(12345, ge=0)
@@ -68,6 +69,8 @@ class PromptSource(Options):
                 tokenizer, window = self._text_parts(ref)
                 return ("text", key(path, tokenizer, window))
             return ("tokens", str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+        if ref.language:
+            return ("language", json.dumps(ref.language, sort_keys=True), self.n_sequences, self.split, self.seed)
         return ("mixture", json.dumps(ref.mixture, sort_keys=True), self.n_background, self.split, self.seed)
 
     def describe(self, ref: CheckpointRef) -> str:
@@ -75,7 +78,7 @@ class PromptSource(Options):
             return "the fixed prompts"
         if self.tokens_file is not None:
             return f"token file {self.tokens_file}"
-        return f"the task mixture of run {ref.run!r}"
+        return f"the {'language' if ref.language else 'task mixture'} of run {ref.run!r}"
 
     def build(self, ref: CheckpointRef, work_dir: Path | None = None) -> PromptSet:
         """The prompts for ``ref``; text is tokenized into ``work_dir``/prompts (the cache folder)."""
@@ -92,6 +95,12 @@ class PromptSource(Options):
             return token_file_prompts(tokenize_to_windows(Path(self.tokens_file), tokenizer, window, out))
         if self.tokens_file is not None:
             return token_file_prompts(Path(self.tokens_file))
+        if ref.language:
+            from interp.language import LANGUAGE_EVAL_SEED, language_prompts
+
+            # held-out sequences ("test"), or the first training batch's stream for "train" (the LLC's loss)
+            seed = LANGUAGE_EVAL_SEED if self.split == "test" else self.seed
+            return language_prompts(ref.language_spec, self.n_sequences, np.random.default_rng(seed))
         spec = ref.mixture_spec
         if spec is None:
             raise ConfigError(f"run {ref.run!r} has no task mixture in its manifest; pass prompts with --tokens: a "
