@@ -28,6 +28,7 @@ _LAZY = {
     "load_hf_folder": "interp.loading",
     "load_checkpoint": "interp.loading",
     "InterpError": "interp.errors",
+    "write_report": "interp.report.build",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

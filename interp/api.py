@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -86,7 +88,10 @@ class AnalysisReport:
     summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
     ran: int = 0
     skipped: int = 0
-    index: Path | None = None     # index.html: every analyzer's headline numbers and figures on one page
+    index: Path | None = None     # index.html: the report over the results (interp.report.build)
+    outcomes: list = field(default_factory=list)
+    unit_seconds: dict[str, list[tuple]] = field(default_factory=dict)   # (run s, caching s) per unit, None: unknown
+    summarize_s: dict[str, float] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)   # jobs that failed after their retries (Dask), by name
 
 
@@ -124,8 +129,9 @@ def unit_key(analyzer: Analyzer, refs: tuple[CheckpointRef, ...], ctx: Context) 
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def run_job(job: Job) -> list[UnitOutcome]:
-    """Cache what the job's analyzers need, then run and save every unit not complete under its key."""
+def run_job(job: Job, progress: Any = None) -> list[UnitOutcome]:
+    """Cache what the job's analyzers need, then run and save every unit not complete under its key. ``progress``
+    (an ``interp.progress.Progress``, in-process runs only) hears which unit is running and when each is done."""
     from interp.loading import resolve_device
 
     opts = job.options
@@ -138,15 +144,28 @@ def run_job(job: Job) -> list[UnitOutcome]:
     analyzers = [_instantiate(n, c) for n, c in job.analyzers]
     units = [(a, Unit(a.name, job.refs), unit_key(a, job.refs, ctx)) for a in analyzers]
     pending = [(a, u, k) for a, u, k in units if not is_complete(opts.out_dir, a.name, u.id, key=k)]
+    if progress is not None:
+        progress.done(len(units) - len(pending))
     if pending:
+        t0 = time.perf_counter()
         for ref in job.refs:
+            if progress is not None:
+                progress.working("caching activations", ref.id)
             needs = [a.needs(ref) for a, _, _ in pending]
             ctx.ensure(ref, Needs(hooks=tuple(sorted({h for n in needs for h in n.hooks})),
                                   grad_hooks=tuple(sorted({h for n in needs for h in n.grad_hooks}))))
+        cached = (time.perf_counter() - t0) / len(pending)
         for analyzer, unit, key in pending:
+            if progress is not None:
+                progress.working(analyzer.name, unit.id)
+            t0 = time.perf_counter()
             result = analyzer.run(unit, ctx)
-            result.provenance["unit_key"] = key
+            # wall times travel with the result, so a resumed run's report still knows what each unit cost
+            result.provenance.update(unit_key=key, seconds=round(time.perf_counter() - t0, 4),
+                                     cache_seconds=round(cached, 4))
             save_result(result, opts.out_dir)
+            if progress is not None:
+                progress.done(1)
     ran = {id(u) for _, u, _ in pending}
     return [UnitOutcome(a.name, u.id, k, id(u) in ran) for a, u, k in units]
 
@@ -202,28 +221,32 @@ def verified_refs(refs: list[CheckpointRef], verifier: Verifier | None = None,
 
     verifier = verifier or _V.default()
     out = []
-    for r in tqdm(refs, desc="verify checkpoints", disable=not progress or len(refs) < 20, leave=False):
+    quiet = not progress or len(refs) < 20 or not sys.stderr.isatty()   # no bar in logs and pipes
+    for r in tqdm(refs, desc="verify checkpoints", disable=quiet, leave=False):
         out.append(r.verified(verifier))
     return out
 
 
 def analyze(source: str | Path | Series | None = None, analyzers: list[str] | None = None,
             settings: dict[str, dict[str, Any]] | None = None, options: RunOptions = RunOptions(),
-            executor: Any = None) -> AnalysisReport:
+            executor: Any = None, command: list[str] | None = None) -> AnalysisReport:
     """Run analyzers over a series and write results under ``options.out_dir``; returns headline summaries.
 
-    ``settings`` maps analyzer name -> config overrides (validated: unknown keys list the valid ones).
+    ``settings`` maps analyzer name -> config overrides (validated: unknown keys list the valid ones). ``command``:
+    the command line that asked for this (the CLI passes it), recorded in ``run.json`` for the report.
     """
     from interp.loading import resolve_device
 
+    started = time.perf_counter()
     names = analyzers or registry.names()
     settings = settings or {}
     for n in settings:
         if n not in names:
             raise ConfigError(f"settings given for analyzer {n!r}, which is not being run ({names})")
     instances = [_instantiate(n, settings.get(n, {})) for n in names]
-    resolve_device(options.device)
-    refs = select_refs(load_series(source), options)
+    device = resolve_device(options.device)
+    series = load_series(source)
+    refs = select_refs(series, options)
     stages = plan(refs, instances, options)
     planned = {r.id for stage in stages for job in stage for r in job.refs}
     verifier = verifier_for(options)
@@ -232,53 +255,83 @@ def analyze(source: str | Path | Series | None = None, analyzers: list[str] | No
               for stage in stages]
     for folder in (options.out_dir, options.cache_root):
         atomic.sweep_temporaries(folder)
-    report = AnalysisReport(options.out_dir)
-    outcomes = _execute(stages, options, executor, report)
-    verifier.save()
-    report.ran = sum(o.ran for o in outcomes)
-    report.skipped = len(outcomes) - report.ran
-    for a in instances:
-        report.summaries[a.name] = _summarize(a, [o for o in outcomes if o.analyzer == a.name], options)
-    from interp.report.index import write_index
+    try:
+        report = _execute(stages, instances, options, executor)
+    finally:
+        verifier.save()
+    _write_record(report, series, list(checked.values()), instances, options, device, command, started)
+    from interp.report.build import write_report
 
-    report.index = write_index(options.out_dir, report.summaries)
+    report.index = write_report(options.out_dir)
     return report
 
 
-def _execute(stages: list[list[Job]], options: RunOptions, executor: Any,
-             report: AnalysisReport) -> list[UnitOutcome]:
-    """Run the stages in order on ``executor`` (serial by default; an own Dask client for ``dask_address``)."""
+def _execute(stages: list[list[Job]], instances: list[Analyzer], options: RunOptions,
+             executor: Any) -> AnalysisReport:
+    """Run the stages in order on ``executor`` (serial by default; an own Dask client for ``dask_address``),
+    one progress bar over every unit, then summarize."""
     from interp.executors import DaskExecutor, SerialExecutor
+    from interp.progress import Progress
 
     own = executor is None and options.dask_address is not None
     if own:
         executor = DaskExecutor(address=options.dask_address, retries=options.retries,
                                 resources={"GPU": 1} if options.device.startswith("cuda") else None)
     executor = executor or SerialExecutor(progress=options.progress)
+    progress = Progress(sum(len(j.analyzers) for stage in stages for j in stage), enabled=options.progress)
     outcomes: list[UnitOutcome] = []
     try:
         for stage, desc in zip(stages, ("checkpoints", "seed groups")):
             names = [f"{'+'.join(n for n, _ in j.analyzers)} on {', '.join(r.id for r in j.refs)}" for j in stage]
-            outcomes += [o for job_outcomes in executor.map(run_job, stage, desc=desc, names=names)
-                         for o in job_outcomes]
+            outcomes += [o for job_outcomes in executor.map(run_job, stage, desc=desc, names=names,
+                                                            progress=progress) for o in job_outcomes]
+        report = _summarize(instances, outcomes, options, progress)
     finally:
+        progress.close()
         Context.close_shared()
         if own:
             executor.close()
     report.failed = [f"{f.job}: {f.error}" for f in getattr(executor, "failures", [])]
-    return outcomes
+    return report
 
 
-def _summarize(a: Analyzer, outcomes: list[UnitOutcome], options: RunOptions) -> dict[str, Any]:
-    """The analyzer's series summary over exactly this run's units, written to ``<analyzer>/summary.json``."""
-    results = [_load_result(_unit_json(options.out_dir, o), a.Result) for o in outcomes]
-    summary = a.summarize(results, options.out_dir / a.name) if results else {}
-    summary = {"analyzer": a.name, "units": len(results), **summary}
-    if not results:
-        summary["skipped"] = (f"nothing to analyse: it needs {a.requires}" if a.requires
-                              else "nothing to analyse in the selected checkpoints")
-    atomic.write_text(options.out_dir / a.name / "summary.json", json.dumps(summary, indent=1))
-    return summary
+def _summarize(instances: list[Analyzer], outcomes: list[UnitOutcome], options: RunOptions,
+               progress: Any) -> AnalysisReport:
+    """Each analyzer's summary over exactly the units of this run, written to ``<analyzer>/summary.json``."""
+    report = AnalysisReport(options.out_dir)
+    report.ran = sum(o.ran for o in outcomes)
+    report.skipped = len(outcomes) - report.ran
+    report.outcomes = outcomes
+    for a in instances:
+        progress.working("summarizing", a.name)
+        t0 = time.perf_counter()
+        mine = [o for o in outcomes if o.analyzer == a.name]
+        results = [_load_result(_unit_json(options.out_dir, o), a.Result) for o in mine]
+        report.unit_seconds[a.name] = [(r.provenance.get("seconds"), r.provenance.get("cache_seconds"))
+                                       for r in results]
+        summary = a.summarize(results, options.out_dir / a.name) if results else {}
+        summary = {"analyzer": a.name, "units": len(results), "question": a.question, "method": a.method, **summary}
+        if not results:
+            summary["skipped"] = (f"nothing to analyse: it needs {a.requires}" if a.requires
+                                  else "nothing to analyse in the selected checkpoints")
+        atomic.write_text(options.out_dir / a.name / "summary.json", json.dumps(summary, indent=1))
+        report.summaries[a.name] = summary
+        report.summarize_s[a.name] = time.perf_counter() - t0
+    return report
+
+
+def _write_record(report: AnalysisReport, series: Series, refs: list[CheckpointRef], instances: list[Analyzer],
+                  options: RunOptions, device: str, command: list[str] | None, started: float) -> None:
+    """``run.json``: what produced these results, for the report's provenance (``interp.report.provenance``)."""
+    from interp.report import provenance as P
+
+    call = "interp.analyze() from Python; analyzers: " + ", ".join(a.name for a in instances)
+    P.write_run_record(options.out_dir, {
+        "command": P.command_line(command, call), "series": P.series_record(series, refs),
+        "options": P.options_record(options), "analyzers": {a.name: a.config_dict() for a in instances},
+        "versions": P.versions(), "device": P.device_info(options.device, device),
+        "timings": P.timings(report.outcomes, report.unit_seconds, report.summarize_s),
+        "wall_s": round(time.perf_counter() - started, 2)})
 
 
 def _unit_json(out_dir: Path, o: UnitOutcome) -> Path:

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 EXIT_BAD_INPUT = 2
 
@@ -62,23 +63,38 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
         executor = DaskExecutor()
     try:
-        report = api.analyze(series, names, settings, opts, executor=executor)
+        report = api.analyze(series, names, settings, opts, executor=executor, command=args.command_line)
     finally:
         if executor is not None:
             executor.close()
     print(f"{report.ran} units run, {report.skipped} already complete; results in {report.out_dir}/")
-    for name, summary in report.summaries.items():
-        if summary.get("skipped"):
-            print(f"\n{name}: skipped, {summary['skipped']}")
-            continue
-        print(f"\n{name}  ({summary.get('units', 0)} units)  -> {report.out_dir / name / 'summary.json'}")
-        for k, v in (summary.get("headline") or {}).items():
-            print(f"  {k:<40} {v}")
+    _print_headlines(report.summaries, report.out_dir)
     if report.index is not None:
-        print(f"\nall figures and headlines on one page: {report.index}")
+        print(f"\nthe report (every figure, caption and provenance): {report.index}")
     for failure in report.failed:
         print(f"FAILED after retries: {failure}", file=sys.stderr)
     return 1 if report.failed else 0
+
+
+def _print_headlines(summaries: dict, out_dir: Path) -> None:
+    from interp.report.headline import format_row
+
+    for name, summary in summaries.items():
+        if summary.get("skipped"):
+            print(f"\n{name}: skipped, {summary['skipped']}")
+            continue
+        print(f"\n{name}  ({summary.get('units', 0)} units)  -> {out_dir / name / 'summary.json'}")
+        for row in summary.get("headline") or []:
+            label, value = format_row(row)
+            print(f"  {label:<56} {value}")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from interp.report.build import write_report
+
+    index = write_report(args.results_dir, png=not args.no_png)
+    print(f"report written: {index} (open it in a browser; it needs no network)")
+    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -150,11 +166,7 @@ def _series_options(p: argparse.ArgumentParser) -> None:
                    help="let the manifest name files outside its own folder (refused by default)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="interp", description="Mechanistic interpretability over checkpoint "
-                                     "series (run x seed x step).")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def _analyze_parser(sub: Any) -> None:
     p = sub.add_parser("analyze", help="run analyzers over a checkpoint series (default: the bundled tiny series)")
     _series_options(p)
     p.add_argument("-a", "--analyzer", action="append", default=[], help="analyzer to run (repeatable); default: all")
@@ -176,8 +188,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read pickle checkpoints (.pt, .bin) with torch's weights_only loader (refused by default)")
     p.add_argument("--nonfinite", choices=("raise", "keep"), default="raise",
                    help="NaN/inf in weights or activations: stop with an error (default), or keep and count them")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (it is off anyway when stderr is not "
+                   "a terminal)")
     p.set_defaults(func=cmd_analyze)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="interp", description="Mechanistic interpretability over checkpoint "
+                                     "series (run x seed x step).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    _analyze_parser(sub)
+
+    p = sub.add_parser("report", help="redraw the report pages of a results folder from its saved summaries")
+    p.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a folder written by `interp analyze`")
+    p.add_argument("--no-png", action="store_true", help="interactive pages only, no static PNG per figure")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("list", help="show the registered analyzers")
     p.set_defaults(func=cmd_list)
@@ -209,7 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.command_line = ["interp", *argv]   # recorded in run.json (absolute paths shortened there)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT

@@ -24,8 +24,8 @@ class Failure:
 class Executor(Protocol):
     failures: list[Failure]
 
-    def map(self, fn: Callable[[Any], Any], jobs: Sequence[Any], desc: str = "",
-            names: Sequence[str] | None = None) -> list[Any]: ...
+    def map(self, fn: Callable[..., Any], jobs: Sequence[Any], desc: str = "", names: Sequence[str] | None = None,
+            progress: Any = None) -> list[Any]: ...
 
 
 class SerialExecutor:
@@ -35,7 +35,11 @@ class SerialExecutor:
         self.progress = progress
         self.failures: list[Failure] = []
 
-    def map(self, fn, jobs, desc: str = "", names=None) -> list:
+    def map(self, fn, jobs, desc: str = "", names=None, progress=None) -> list:
+        """``fn(job, progress)`` for each job when a ``progress`` (``interp.progress.Progress``) is given: it hears
+        every unit; otherwise a plain bar over jobs."""
+        if progress is not None:
+            return [fn(j, progress) for j in jobs]
         from tqdm.auto import tqdm
 
         return [fn(j) for j in tqdm(jobs, desc=desc, disable=not self.progress or not jobs)]
@@ -69,11 +73,14 @@ class DaskExecutor:
         self.retries, self.resources = retries, resources
         self.failures: list[Failure] = []
 
-    def map(self, fn, jobs, desc: str = "", names=None) -> list:
+    def map(self, fn, jobs, desc: str = "", names=None, progress=None) -> list:
+        """Jobs run on the workers without a progress object (it lives here); it advances as each job returns.
+        A job that still fails after its retries is recorded in ``failures`` and left out of the results."""
         from dask.distributed import as_completed
 
         if not jobs:
             return []
+        jobs = list(jobs)
         names = list(names or [f"{desc} job {i}" for i in range(len(jobs))])
         futures = {self.client.submit(fn, job, retries=self.retries, resources=self.resources, pure=False,
                                       key=f"interp-{desc.replace(' ', '-')}-{i}-{id(job):x}"): i
@@ -83,6 +90,8 @@ class DaskExecutor:
             i = futures[future]
             if future.status == "finished":
                 results[i] = future.result()
+                if progress is not None:
+                    progress.job_done(jobs[i])
             else:
                 error = future.exception()
                 self.failures.append(Failure(names[i], f"{type(error).__name__}: {error}"))

@@ -96,6 +96,14 @@ def bundled_results(tmp_path_factory):
     return report
 
 
+def drawn_pngs(report, analyzer: str) -> list:
+    """The PNG of every figure the report drew for ``analyzer`` (figures that carry no information are not drawn)."""
+    from interp.report.figures import from_json
+
+    specs = [from_json(d) for d in report.summaries[analyzer].get("figures") or []]
+    return [report.out_dir / analyzer / f"{f.name}.png" for f in specs if not f.why_not_drawn()]
+
+
 LA, LB = 8, 9
 
 

@@ -3,6 +3,7 @@ import pytest
 
 from interp.analyzers.fourier_competition import auroc
 from interp.manifolds import embedding_spectrum, key_frequencies, surviving
+from conftest import drawn_pngs
 
 
 def test_spectrum_against_a_brute_force_dft():
@@ -48,6 +49,6 @@ def test_bundled_modadd_few_circles_survive(bundled_results):
     assert sorted(fit["survivors"]) == ["0", "1", "2"]
     assert 0 <= fit["auroc_initial_signal"] <= 1 and 0 <= fit["auroc_initial_grad"] <= 1
     assert set(summary["per_run"]) == {"modadd"}                               # task runs without modadd skipped
-    for f in summary["figures"]:
+    for f in drawn_pngs(bundled_results, "fourier-competition"):
         assert open(f, "rb").read(4) == b"\x89PNG"
 

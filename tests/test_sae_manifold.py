@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 
+from conftest import drawn_pngs
+
 from interp.manifolds import circle, fourier_circle, helix, key_frequencies, sphere
 from interp.sae_fit import (SAESpec, classify, encode, fit_sae, manifold_metrics, normalise, rayleigh_p,
                             receptive_fields)
@@ -123,5 +125,5 @@ def test_bundled_modadd_summary(bundled_results):
                 assert key in f
             assert f["fit_kind"] in ("subspace", "tiling", "dilution", "absent")
     assert "narrow" not in s["per_run"]
-    for f in s["figures"]:
+    for f in drawn_pngs(bundled_results, "sae-manifold"):
         assert open(f, "rb").read(4) == b"\x89PNG"

@@ -1,4 +1,5 @@
 import numpy as np
+from conftest import drawn_pngs
 
 
 def test_bundled_stages_find_grokking_and_finite_llcs(bundled_results):
@@ -12,5 +13,5 @@ def test_bundled_stages_find_grokking_and_finite_llcs(bundled_results):
             assert row["llc_diverged"]["mean"] == 0, (run, st)
         last = steps[max(steps, key=int)]
         assert all(np.isfinite(v) and v > 0 for v in last["llc"]["per_seed"].values())   # at a minimum: positive
-    for f in summary["figures"]:
+    for f in drawn_pngs(bundled_results, "stages"):
         assert open(f, "rb").read(4) == b"\x89PNG"

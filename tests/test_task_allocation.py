@@ -8,6 +8,7 @@ from interp.analyzers.task_allocation import TaskAllocation, jaccard, mass_set
 from interp.context import Context, ContextSettings
 from interp.prompts import PromptSource
 from interp.loading import SLOT
+from conftest import drawn_pngs
 
 
 def test_planted_allocation_is_exact_and_ablation_confirms_it(tmp_path):
@@ -47,7 +48,7 @@ def allocation_summary(bundled_results):
     return bundled_results.summaries["task-allocation"]
 
 
-def test_bundled_competition_rare_task_loses_in_narrow_models(allocation_summary):
+def test_bundled_competition_rare_task_loses_in_narrow_models(allocation_summary, bundled_results):
     per_run = allocation_summary["per_run"]
     for run in ("narrow", "wide"):
         for step, row in per_run[run].items():
@@ -60,5 +61,5 @@ def test_bundled_competition_rare_task_loses_in_narrow_models(allocation_summary
     narrow_ov = last["narrow"]["rare_common_overlap"]["per_seed"].values()
     wide_ov = last["wide"]["rare_common_overlap"]["per_seed"].values()
     assert min(narrow_ov) > max(wide_ov)
-    for f in allocation_summary["figures"]:
+    for f in drawn_pngs(bundled_results, "task-allocation"):
         assert open(f, "rb").read(8) == b"\x89PNG\r\n\x1a\n"

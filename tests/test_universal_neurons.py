@@ -10,6 +10,7 @@ from interp.context import Context, ContextSettings
 from interp.prompts import PromptSource
 from interp.loading import SLOT, load_ref, save_checkpoint
 from interp.manifest import file_sha256
+from conftest import drawn_pngs
 
 
 def chunked(per_seed, sizes, n_layers):
@@ -115,7 +116,7 @@ def test_permuted_copy_matches_every_neuron_at_its_permuted_index(wide_ref, tmp_
     perm = np.random.default_rng(0).permutation(model.cfg.d_mlp)
     path = tmp_path / "perm.safetensors"
     save_checkpoint(permuted_copy(model, perm), path)
-    other = replace(wide_ref, seed=99, path=path, sha256=file_sha256(path), size=None)
+    other = replace(wide_ref, seed=99, path=path, sha256=file_sha256(path), size=path.stat().st_size)
     ctx = Context(ContextSettings(CacheSettings(tmp_path / "cache"), "cpu", PromptSource(n_background=128)))
     analyzer = UniversalNeurons()
     for ref in (wide_ref, other):
@@ -136,11 +137,11 @@ def universal_summary(bundled_results):
     return bundled_results.summaries["universal-neurons"]
 
 
-def test_bundled_summary_carries_universality(universal_summary):
+def test_bundled_summary_carries_universality(universal_summary, bundled_results):
     for run in ("narrow", "wide", "modadd"):
         steps = universal_summary["per_run"][run]
         last = steps[max(steps, key=int)]
         assert 0 <= last["universal_fraction"]["mean"] <= 1
         assert np.isfinite(last["mean_excess_corr"]["mean"])
-    for f in universal_summary["figures"]:
+    for f in drawn_pngs(bundled_results, "universal-neurons"):
         assert open(f, "rb").read(4) == b"\x89PNG"

@@ -10,8 +10,9 @@ stores the config.
 - ``run(unit, ctx)`` streams over cached chunks with accumulators (float64 where sums are long) and returns a
   ``Result``; it is deterministic: the same unit gives the same Result, and it keeps no state between units
   (per-run memos live in the ``Context``, keyed by what they depend on);
-- ``summarize(results, out_dir)`` (optional) turns a series of unit results into series-level headline numbers
-  and figures.
+- ``summarize(results, out_dir)`` (optional) turns a series of unit results into series-level headline rows
+  (``interp.report.headline``) and figure specs (``interp.report.figures``: data and captions, never drawing; the
+  report renders them).
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ class Unit:
 class Analyzer(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
+    # for the report (stored in the summary, so ``interp report`` needs no analyzer): the question the analyzer
+    # answers, in a sentence, and a short paragraph of method and caveats
+    question: ClassVar[str] = ""
+    method: ClassVar[str] = ""
     Config: ClassVar[type[Options]]
     Result: ClassVar[type[Result]] = Result
     # what ``select`` requires of a checkpoint, said when it selects nothing (e.g. "runs with tasks in their mixture")
@@ -98,5 +103,5 @@ class Analyzer(ABC):
                            provenance={"checkpoints": [r.provenance() for r in unit.refs]})
 
     def summarize(self, results: list[Result], out_dir: Path) -> dict[str, Any]:
-        """Series-level headline numbers (and figures written under ``out_dir``); default: none."""
+        """Series-level ``headline`` rows and ``figures`` specs (plus any tables the analyzer keeps); default: none."""
         return {}

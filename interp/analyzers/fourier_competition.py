@@ -59,6 +59,17 @@ class FourierCompetition(Analyzer):
     Config = FourierCompetitionConfig
     Result = FourierCompetitionResult
     requires = "runs with a modular_addition task in their mixture (it reads the Fourier circles of its embedding)"
+    question = ("Which Fourier circles of a modular-addition embedding survive training, and were they the fittest "
+                "at the start?")
+    method = ("Per checkpoint of a run with a modular-addition task: the embedding's signal at every frequency k, "
+              "s_k = ||FFT over operand ranks of W_E at k||, and the same spectrum of the training loss's gradient "
+              "with respect to those embedding rows; frequency k survives when s_k exceeds twice the mean, and "
+              "circles count surviving pairs (k, p - k), as in Ding et al. (arXiv 2405.17420). Across the series, "
+              "the AUROC of survival at the last step from each frequency's signal (and gradient) at the first "
+              "checkpoint, pooled over seeds, says whether the fittest survived.\n\n"
+              "Caveats: the paper's linear dynamics fit needs every step, not a log-spaced series; it lives in "
+              "analyses/fourier_competition.py. Here the model is a transformer, not the paper's MLP, so the "
+              "embedding also feeds attention.")
 
     def needs(self, ref) -> Needs:
         return Needs(scope=Scope.CHECKPOINT)
@@ -99,43 +110,54 @@ class FourierCompetition(Analyzer):
         return result
 
     def summarize(self, results: list[Result], out_dir) -> dict:
-        from pathlib import Path
+        from interp.report import headline as H
+        from interp.report.figures import Lines, per_run_lines
 
-        from interp.report.plots import pyplot, save
-
-        out_dir = Path(out_dir)
         out = summarize_scalars(results, ("n_circles", "signal_concentration", "train_loss"))
-        out["headline"], out["fittest"], figures = {}, {}, []
+        out["headline"], out["fittest"], figures = [], {}, []
         for run, steps in by_run_step(results).items():
             first, last = steps[min(steps)], steps[max(steps)]
             by_seed = {r.seed: r for r in first}
-            pairs = [(by_seed[r.seed], r) for r in last
-                     if r.seed in by_seed]
+            pairs = [(by_seed[r.seed], r) for r in last if r.seed in by_seed]
             alive = np.concatenate([end.surviving for _, end in pairs])
             fit = {"auroc_initial_signal": auroc(np.concatenate([a.arrays["signal"] for a, _ in pairs]), alive),
                    "auroc_initial_grad": auroc(np.concatenate([a.arrays["grad_signal"] for a, _ in pairs]), alive),
-                   "survivors": {str(end.seed): end.scalars["circles"]
-                                 for _, end in pairs}}
+                   "survivors": {str(end.seed): end.scalars["circles"] for _, end in pairs}}
             out["fittest"][run] = fit
-            out["headline"][f"{run} circles at step {max(steps)} (per seed)"] = [r.scalars["n_circles"] for r in last]
-            out["headline"][f"{run} AUROC of survival from step-{min(steps)} signal / gradient"] = (
-                round(fit["auroc_initial_signal"], 3), round(fit["auroc_initial_grad"], 3))
-            plt = pyplot()
-            fig, axes = plt.subplots(1, len(last), figsize=(4.5 * len(last), 3.5), squeeze=False)
-            for ax, end in zip(axes[0], last):
-                seed = end.seed
-                xs = [max(st, 1) for st in steps]
-                traj = np.stack([next(r for r in steps[st] if r.seed == seed)
-                                 .arrays["signal"] for st in steps])                   # [step, frequency]
-                for k in range(traj.shape[1]):
-                    live = end.surviving[k]
-                    ax.plot(xs, traj[:, k], color=None if live else "0.75", lw=1.8 if live else 0.7,
-                            label=f"k={k + 1}" if live else None, zorder=3 if live else 1)
-                ax.set_xscale("log")
-                ax.set_xlabel("training step (step 0 drawn at 1)")
-                ax.set_ylabel("embedding signal s_k")
-                ax.set_title(f"{run} seed {seed}: survivors coloured")
-                ax.legend(fontsize=7)
-            figures.append(save(fig, out_dir / f"signal_{run}.png"))
-        out["figures"] = [str(f) for f in figures]
+            pooled = f"pooled over {len(pairs)} seeds; 0.5 is chance"
+            out["headline"] += [
+                H.seeds(run, f"circles at step {max(steps)}", {r.seed: r.scalars["n_circles"] for r in last}, 2),
+                H.single(run, f"AUROC of survival from the step-{min(steps)} signal", fit["auroc_initial_signal"], 3,
+                         pooled),
+                H.single(run, f"AUROC of survival from the step-{min(steps)} gradient", fit["auroc_initial_grad"], 3,
+                         pooled)]
+            figures.append(signal_figure(run, steps))
+        figures.append(Lines("n_circles", "Surviving Fourier circles over training", y_label="circles",
+                             lines=per_run_lines(out["per_run"], "n_circles"),
+                             caption="The number of circles (frequency pairs k, p - k) whose embedding signal exceeds "
+                                     "twice the mean over frequencies. Thin lines are single seeds, the thick line "
+                                     "their mean; colour is the run. Ding et al. (arXiv 2405.17420) find that few "
+                                     "circles survive, and more with a wider embedding."))
+        out["figures"] = [f.to_json() for f in figures]
         return out
+
+
+def signal_figure(run: str, steps: dict) -> "Lines":
+    """Per seed, the signal of every frequency over steps: survivors at the last step coloured, the rest grey."""
+    from interp.report.figures import Line, Lines
+
+    last = steps[max(steps)]
+    lines = []
+    for end in last:
+        traj = np.stack([next(r for r in steps[st] if r.seed == end.seed).arrays["signal"] for st in steps])
+        for k in range(traj.shape[1]):
+            live = bool(end.surviving[k])
+            lines.append(Line(list(steps), traj[:, k].tolist(), f"k={k + 1}" if live else "did not survive",
+                              f"seed {end.seed}", label=f"k={k + 1}", faint=not live))
+    return Lines(f"signal_{run}", f"{run}: embedding signal of every Fourier frequency over training, one panel per "
+                 f"seed", y_label="embedding signal s_k", lines=lines, group_title="frequency",
+                 caption="s_k is the norm of the embedding's Fourier transform over the operand ranks at frequency k. "
+                         "Frequencies that survive at the last step (s_k above twice the mean) are coloured, the "
+                         "rest grey. Ding et al. (arXiv 2405.17420) find that the survivors are the 'fittest': the "
+                         "frequencies with the strongest signal and gradient at the start; the AUROC headline measures "
+                         "that here.")

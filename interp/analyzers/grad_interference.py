@@ -44,8 +44,10 @@ from interp.config import Options, option
 from interp.determinism import deterministic
 from interp.hooks import mlp_param
 from interp.metrics import in_chunks, scored_count, summed_loss, task_loss
-from interp.report.series import curve, summarize_scalars
-from interp.results import Result, by_run_step
+# abs_curve and step_weighted_mean are public here too (tests and analyses/ import them from this module)
+from interp.analyzers.grad_interference_summary import abs_curve, step_weighted_mean, summarize_interference  # noqa
+
+from interp.results import Result
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,19 @@ class GradInterference(Analyzer):
 
     def select(self, refs: list) -> list:
         return [r for r in refs if r.mixture_spec is not None and r.mixture_spec.tasks]
+    question = ("How does an update on one task move another task's loss, and how aligned is the gradient of "
+                "non-task tokens with the rare task's own?")
+    method = ("Per checkpoint, the gradient of each task's loss over all its prompts (the reference direction) "
+              "gives the task x task cosine matrix and the first-order interference -lr <g_j, g_r>: the change of "
+              "task r's loss from one SGD step on task j (checked against the true change of a step in float64). "
+              "Mixed training batches are split into task and non-task tokens, g = g_t + g_nt, and cos(g_nt, g_r) "
+              "is measured on the rare task's top-K neurons' parameters, as in Huang et al. (arXiv 2605.29548, "
+              "section 4). The interference ratio is the largest |interference| on the rare task from another task, "
+              "over the rare task's own.\n\n"
+              "Caveats: log-spaced checkpoints put most of them early, where every task's gradient is dominated by "
+              "the output statistics being learned, so the headline gives both the plain mean over checkpoints and "
+              "the step-weighted mean (trapezoid over steps), which estimates the average over training. Cosines "
+              "are signed; the headline averages their magnitude so seeds of opposite sign do not cancel.")
 
     def needs(self, ref) -> Needs:
         return Needs(scope=Scope.CHECKPOINT)
@@ -254,57 +269,4 @@ class GradInterference(Analyzer):
         return out
 
     def summarize(self, results: list[Result], out_dir) -> dict:
-        from pathlib import Path
-
-        from interp.report.plots import heatmap, lines_by_run
-
-        out_dir = Path(out_dir)
-        out = summarize_scalars(results, ("rare_nt_cosine_mean", "rare_nt_cosine_std", "rare_t_cosine_mean",
-                                          "rare_nt_cosine_all_params_mean", "rare_g_cosine_mean",
-                                          "rare_background_cosine", "rare_task_interference_ratio",
-                                          "rare_background_interference_ratio", "first_order_rel_error"))
-        figures = []
-        nt = curve(out["per_run"], "rare_nt_cosine_mean")
-        if nt:
-            figures.append(lines_by_run(nt, "cos(g_nt, g_rare): non-task tokens' gradient vs the rare task's",
-                                        "cosine (mean over seeds and batches)", out_dir / "rare_nt_cosine.png"))
-        for run, steps in by_run_step(results).items():
-            last = steps[max(steps)]
-            tasks = last[0].tasks
-            figures.append(heatmap(np.mean([r.arrays["interference"] for r in last], 0), tasks, tasks,
-                                   f"{run}: -lr <g_row, g_col> at step {max(steps)} (loss change of column task)",
-                                   out_dir / f"interference_{run}.png", cmap="coolwarm", fmt="{:.1e}"))
-        ratio = curve(out["per_run"], "rare_task_interference_ratio")
-        if ratio:
-            figures.append(lines_by_run(ratio, "other task's step on the rare loss, per unit of the rare task's own",
-                                        "|interference[j, rare]| / |interference[rare, rare]|",
-                                        out_dir / "rare_task_interference_ratio.png"))
-        out["figures"] = [str(f) for f in figures]
-        out["headline"] = {}
-        for key, label in (("rare_nt_cosine_mean", "|cos(g_nt, g_rare)|"),
-                           ("rare_task_interference_ratio", "rare-task interference ratio")):
-            for run, (steps, values) in abs_curve(out["per_run"], key).items():
-                out["headline"][f"{run} {label}: mean over checkpoints / step-weighted"] = (
-                    round(float(np.mean(values)), 4), round(step_weighted_mean(steps, values), 4))
-        return out
-
-
-def abs_curve(per_run: dict, key: str) -> dict[str, tuple[list[int], list[float]]]:
-    """{run: (steps, mean over seeds of |value|)}: signed values of different seeds must not cancel."""
-    out = {}
-    for run, steps in per_run.items():
-        pts = sorted((int(st), float(np.mean(np.abs(list(row[key]["per_seed"].values())))))
-                     for st, row in steps.items() if key in row)
-        if pts:
-            out[run] = ([p[0] for p in pts], [p[1] for p in pts])
-    return out
-
-
-def step_weighted_mean(steps, values) -> float:
-    """Trapezoid average of ``values`` over training steps: log-spaced checkpoints weighted by the span they cover."""
-    steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
-    if len(steps) < 2 or steps[-1] == steps[0]:
-        return float(values.mean())
-    order = np.argsort(steps)
-    steps, values = steps[order], values[order]
-    return float(np.sum((values[1:] + values[:-1]) / 2 * np.diff(steps)) / (steps[-1] - steps[0]))
+        return summarize_interference(results, out_dir)

@@ -17,7 +17,6 @@ a UMAP view with ``umap=true`` (off by default because its JIT compilation costs
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -25,7 +24,7 @@ import numpy as np
 from interp.analyzers.base import Analyzer, Needs, Scope, Unit
 from interp.config import Options, option
 from interp.hooks import act_name
-from interp.results import Result, by_run_step
+from interp.results import Result
 from interp.tasks import LABEL_POS, find_task
 
 
@@ -64,6 +63,19 @@ class SAEManifold(Analyzer):
     Config = SAEManifoldConfig
     Result = SAEManifoldResult
     requires = "runs with a modular_addition task in their mixture (it fits SAEs to that task's Fourier circles)"
+    question = ("Do sparse autoencoders capture a model's Fourier circles as a subspace, tile them with local "
+                "latents, or dilute them over many overlapping ones?")
+    method = ("On each modular-addition checkpoint analysed (the last step of each seed by default), the "
+              "activations at the hook at the label position of every task prompt, and the model's Fourier circles: "
+              "one per key frequency k of the embedding, with theta = 2 pi k c / p for the answer c. Each SAE of the "
+              "sweep (sae-lens topk and relu SAEs, kind:d_sae:parameter) is fitted once on those activations; per "
+              "key frequency it gets explained variance and L0, the latents spent on the circle, subspace capture "
+              "(variance of the circle explained by the span of the latents that fire on it), coverage of theta, "
+              "receptive fields, and a fit kind: subspace, tiling, dilution or absent (Goodfire, arXiv 2604.28119; "
+              "Michaud et al. on tiling).\n\n"
+              "Caveats: SAE fitting dominates the cost, so only the last steps are analysed unless steps=all; the "
+              "fit-kind rule is ours (interp.sae_fit.classify); 'absent' means no latent fires selectively on that "
+              "circle, common for weak key frequencies.")
 
     def needs(self, ref) -> Needs:
         return Needs(hooks=(self.config.hook,), scope=Scope.CHECKPOINT)
@@ -126,6 +138,8 @@ class SAEManifold(Analyzer):
         return result
 
     def summarize(self, results: list[Result], out_dir) -> dict:
+        from interp.analyzers.sae_manifold_summary import summarize_sae
+
         return summarize_sae(results, out_dir)
 
 
@@ -147,61 +161,3 @@ def umap2(x: np.ndarray, seed: int, max_points: int = 2048) -> np.ndarray:
         idx = np.random.default_rng(seed).permutation(len(x))[:max_points]
         out[idx] = umap.UMAP(n_components=2, random_state=seed, n_neighbors=15).fit_transform(x[idx])
     return out
-
-
-def summarize_sae(results: list[Result], out_dir) -> dict:
-    """Fit table per (run, step, seed); figures: PCA/UMAP views coloured by theta and by dominant latent, receptive
-    fields over theta, and capture vs dictionary width."""
-    from interp.report.plots import pyplot, save
-
-    out_dir = Path(out_dir)
-    per_run: dict = {}
-    figures = []
-    for run, steps in by_run_step(results).items():
-        per_run[run] = {str(step): {str(r.seed): r.scalars["fits"] for r in rs}
-                        for step, rs in steps.items()}
-        last = sorted(steps[max(steps)], key=lambda r: r.seed)
-        r0 = last[0]
-        saes = r0.config["saes"]
-        widest = max(range(len(saes)), key=lambda i: (saes[i].startswith("topk"), int(saes[i].split(":")[1])))
-        plt = pyplot()
-        if "pca" in r0.arrays:
-            views = [(n, r0.arrays[n]) for n in ("pca", "umap") if n in r0.arrays]
-            fig, axes = plt.subplots(len(views), 2, figsize=(9, 4 * len(views)), squeeze=False)
-            for row, (name, emb) in zip(axes, views):
-                row[0].scatter(emb[:, 0], emb[:, 1], c=r0.arrays["theta"][0], cmap="hsv", s=4)
-                row[0].set_title(f"{name.upper()} coloured by theta (k={r0.scalars['key_frequencies'][0]})")
-                row[1].scatter(emb[:, 0], emb[:, 1], c=r0.arrays[f"dominant_latent_{widest}"], cmap="tab20", s=4)
-                row[1].set_title(f"{name.upper()} coloured by dominant latent of {saes[widest]}")
-            figures.append(save(fig, out_dir / f"views_{run}.png"))
-        resp = r0.arrays[f"binned_response_{widest}"][0]                               # [bin, latent]
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        bins = (np.arange(resp.shape[0]) + 0.5) / resp.shape[0] * 2 * np.pi
-        for j in np.flatnonzero(resp.max(0) > 0):
-            ax.plot(bins, resp[:, j], lw=1)
-        ax.set_xlabel(f"theta (k={r0.scalars['key_frequencies'][0]})")
-        ax.set_ylabel("mean latent activation")
-        ax.set_title(f"{run}: receptive fields of {saes[widest]}")
-        figures.append(save(fig, out_dir / f"receptive_fields_{run}.png"))
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-        for kind in sorted({f["kind"] for f in r0.scalars["fits"]}):
-            rows = [f for r in last for f in r.scalars["fits"] if f["kind"] == kind]
-            widths = sorted({f["d_sae"] for f in rows})
-            for ax, key in zip(axes, ("subspace_capture", "latents_on_manifold")):
-                ax.plot(widths, [np.mean([f[key] for f in rows if f["d_sae"] == w]) for w in widths], marker="o",
-                        label=kind)
-                ax.set_xscale("log", base=2)
-                ax.set_xlabel("dictionary width d_sae")
-                ax.set_title(key.replace("_", " "))
-        axes[0].legend()
-        figures.append(save(fig, out_dir / f"capture_vs_width_{run}.png"))
-    headline = {}
-    for run, steps in per_run.items():
-        last = steps[max(steps, key=int)]
-        kinds: dict[str, list[str]] = {}
-        for fits in last.values():
-            for f in fits:
-                kinds.setdefault(f["sae"], []).append(f["fit_kind"])
-        for sae, ks in kinds.items():
-            headline[f"{run} {sae} fit kinds"] = ", ".join(f"{k} x{ks.count(k)}" for k in sorted(set(ks)))
-    return {"per_run": per_run, "figures": [str(f) for f in figures], "headline": headline}

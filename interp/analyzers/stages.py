@@ -44,6 +44,18 @@ class Stages(Analyzer):
     name = "stages"
     description = "per-task loss curves with their s-curve drops, and the local learning coefficient by SGLD"
     Config = StagesConfig
+    question = ("Where does each task's loss drop during training, and where does the model's complexity (the "
+                "local learning coefficient) change direction?")
+    method = ("Per checkpoint: every task's mean loss on its held-out prompts, and the local learning coefficient "
+              "llc = n beta (mean loss over SGLD draws - loss at the checkpoint), estimated by localised SGLD on the "
+              "checkpoint's training data (n beta = m / log m for m scored tokens; chains and their spread "
+              "recorded; diverged chains counted and left out). Across the series, per run and seed: the s-curve "
+              "drops of each task's loss (onset, width in decades, fall) and the stage boundaries, where the LLC's "
+              "rate of change over log-steps changes sign (Hoogland et al., arXiv 2402.02364).\n\n"
+              "Caveats: the SGLD step must suit the model (stable while eps x n beta x the largest Hessian "
+              "eigenvalue stays below about 4); check that no chain diverged (llc_diverged in the numbers) and that "
+              "the chain spread (llc_std) is small against the trend. Log-spaced checkpoints resolve a drop only "
+              "to the nearest checkpoints.")
 
     def needs(self, ref) -> Needs:
         return Needs(scope=Scope.CHECKPOINT)
@@ -92,18 +104,14 @@ class Stages(Analyzer):
         return ctx.prompts(ref, PromptSource(n_background=256, split="train", seed=self.config.seed))
 
     def summarize(self, results: list[Result], out_dir) -> dict:
-        from pathlib import Path
-
         from interp.curves import rate_zero_crossings, s_curve_drops
-        from interp.report.plots import pyplot, save
+        from interp.report.figures import Line, Mark, per_run_lines
 
-        out_dir = Path(out_dir)
         out = summarize_scalars(results, ("llc", "llc_std", "llc_diverged", "loss_all"))
-        out["drops"], out["boundaries"], out["headline"], figures = {}, {}, {}, []
-        plt = pyplot()
+        out["drops"], out["boundaries"], out["headline"] = {}, {}, []
+        loss_lines, marks = [], []
         for run, steps in by_run_step(results).items():
             seeds = sorted({r.seed for rs in steps.values() for r in rs})
-            fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
             out["drops"][run], out["boundaries"][run] = {}, {}
             for seed in seeds:
                 rows = [(st, next(r for r in rs if r.seed == seed))
@@ -113,38 +121,82 @@ class Stages(Analyzer):
                 for task in rows[0][1].scalars["loss"]:
                     curve = [r.scalars["loss"][task] for _, r in rows]
                     drops[task] = [d.as_dict() for d in s_curve_drops(xs, curve)]
-                    (line,) = axes[0].plot([max(x, 1) for x in xs], curve, marker="o", ms=3,
-                                           label=f"{task} s{seed}" if len(seeds) < 4 else None)
-                    for d in drops[task]:
-                        axes[0].axvspan(max(d["onset_step"], 1), max(d["end_step"], 1), color=line.get_color(),
-                                        alpha=0.06)
+                    loss_lines.append(Line(xs, curve, run, task, seed=seed))
+                    marks += [Mark(round(d["onset_step"], 1), None, run, task, "drop onset") for d in drops[task]]
                 out["drops"][run][str(seed)] = drops
                 llc = [r.scalars.get("llc", float("nan")) for _, r in rows]
                 if np.isfinite(llc).sum() >= 3:
                     ok = np.isfinite(llc)
                     bounds = rate_zero_crossings(np.asarray(xs)[ok], np.asarray(llc)[ok])
                     out["boundaries"][run][str(seed)] = bounds
-                    axes[1].plot([max(x, 1) for x in xs], llc, marker="o", ms=3, label=f"seed {seed}")
-                    for b in bounds:
-                        axes[1].axvline(max(b, 1), color="0.6", lw=0.8, ls="--")
-            for ax, title in zip(axes, (f"{run}: loss per task (shaded: s-curve drops)",
-                                        f"{run}: LLC by SGLD (dashed: stage boundaries)")):
-                ax.set_xscale("log")
-                ax.set_xlabel("training step (step 0 drawn at 1)")
-                ax.set_title(title, fontsize=10)
-                if ax.get_legend_handles_labels()[0]:
-                    ax.legend(fontsize=7)
-            axes[0].set_ylabel("mean loss")
-            axes[1].set_ylabel("local learning coefficient")
-            figures.append(save(fig, out_dir / f"stages_{run}.png"))
-            first_drop = {task: [d[0]["onset_step"] if d else None for d in
-                                 (out["drops"][run][str(s)][task] for s in seeds)]
-                          for task in out["drops"][run][str(seeds[0])]}
-            for task, onsets in first_drop.items():
-                out["headline"][f"{run} {task}: first drop onset step (per seed)"] = [
-                    None if o is None else round(o, 1) for o in onsets]
-            if out["boundaries"][run]:
-                out["headline"][f"{run} LLC stage boundaries (seed {seeds[0]})"] = [
-                    round(b, 1) for b in out["boundaries"][run].get(str(seeds[0]), [])]
-        out["figures"] = [str(f) for f in figures]
+                    marks += [Mark(round(b, 1), None, run, "llc", "stage boundary") for b in bounds]
+            loss_lines += _mean_lines(loss_lines, run)
+            out["headline"] += _headline(run, steps, seeds, out)
+        llc_lines = per_run_lines(out["per_run"], "llc")
+        out["figures"] = [f.to_json() for f in _figures(loss_lines, llc_lines, marks)]
         return out
+
+
+def _mean_lines(lines: list, run: str) -> list:
+    """The mean over seeds of each (run, panel)'s seed lines, at the steps every seed has."""
+    from interp.report.figures import seed_lines
+
+    out = []
+    for panel in dict.fromkeys(l.panel for l in lines if l.group == run and l.seed is not None):
+        mine = {l.seed: (l.x, l.y) for l in lines if l.group == run and l.panel == panel and l.seed is not None}
+        out += [l for l in seed_lines(mine, run, panel) if l.seed is None]
+    return out
+
+
+def _headline(run: str, steps: dict, seeds: list[int], out: dict) -> list[dict]:
+    from interp.report import headline as H
+
+    rows = []
+    drops = out["drops"][run]
+    for task in drops[str(seeds[0])]:
+        onsets = {s: (d[0]["onset_step"] if d else None) for s in seeds for d in [drops[str(s)][task]]}
+        rows.append(H.seeds(run, f"{task}: onset step of the first loss drop", onsets, 1))
+    last = out["per_run"][run][str(max(steps))]
+    if "llc" in last:
+        rows.append(H.seeds(run, f"LLC at step {max(steps)}", last["llc"]["per_seed"], 1, last["llc"]["mean"]))
+    if out["boundaries"][run]:
+        bounds = out["boundaries"][run].get(str(seeds[0]), [])
+        rows.append(H.text(run, f"LLC stage boundaries (seed {seeds[0]})",
+                           ", ".join(f"step {b:.1f}" for b in bounds) or "none"))
+    return rows
+
+
+def _figures(loss_lines: list, llc_lines: list, marks: list) -> list:
+    from interp.report.figures import Lines, Mark
+
+    seeds = "Thin lines are single seeds, the thick line their mean; colour is the run."
+    return [
+        Lines("loss_per_task", "Loss of each task over training, one panel per task (dashed: onsets of s-curve drops)",
+              y_label="mean loss", lines=loss_lines, marks=_unique([m for m in marks if m.panel != "llc"]),
+              caption=f"Each task's mean loss on its held-out prompts (background: next-token loss on background "
+                      f"sequences). {seeds} Dashed lines mark where the s-curve detector finds a drop starting (in "
+                      f"any seed; widths and falls are in summary.json): a plateau followed by a fall is a task "
+                      f"being learned. Multi-component learning "
+                      f"predicts successive drops, and Hoogland et al. (arXiv 2402.02364) tie such stages to changes "
+                      f"in the local learning coefficient."),
+        Lines("llc", "Local learning coefficient (SGLD) over training, with its stage boundaries",
+              y_label="local learning coefficient", lines=llc_lines,
+              marks=_unique([Mark(m.x0, None, m.group, "", m.label) for m in marks if m.panel == "llc"]),
+              zero_line=True,
+              skip_reason="" if llc_lines else "the LLC was not estimated (llc=false) or has too few finite values",
+              caption=f"The LLC estimated by SGLD on each checkpoint's training data: how complex the solution is. "
+                      f"{seeds} Dashed lines are stage boundaries, where the LLC's rate of change over log-steps "
+                      f"changes sign (Hoogland et al., arXiv 2402.02364). Negative values come from checkpoints far "
+                      f"from any minimum, where SGLD descends: they say nothing about complexity and are shown, not "
+                      f"clipped."),
+    ]
+
+
+def _unique(marks: list) -> list:
+    """One mark per (position, run, panel): seeds that agree draw one line, not three on top of each other."""
+    seen, out = set(), []
+    for m in marks:
+        if (m.x0, m.x1, m.group, m.panel) not in seen:
+            seen.add((m.x0, m.x1, m.group, m.panel))
+            out.append(m)
+    return out

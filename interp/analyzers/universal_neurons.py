@@ -40,8 +40,7 @@ from interp.activations import cross_seed
 from interp.analyzers.base import Analyzer, Needs, Scope, Unit
 from interp.config import Options, option
 from interp.hooks import act_name, mlp_hooks
-from interp.results import Result, by_run_step, load_results
-from interp.report.series import summarize_scalars
+from interp.results import Result
 
 
 @dataclass(frozen=True)
@@ -73,6 +72,17 @@ class UniversalNeurons(Analyzer):
     Config = UniversalNeuronsConfig
     Result = UniversalNeuronsResult
     requires = "at least two seeds of a run at the same step (it correlates neurons across seeds)"
+    question = "Which MLP neurons recur in every seed, more than a random rotation of the same activations would?"
+    method = ("For all seeds of a run at one step, on identical prompts, the Pearson correlation of every neuron of "
+              "one seed with every neuron of another at blocks.L.mlp.hook_post is streamed over every token (float64 "
+              "sums). A neuron's max correlation with each other seed, averaged over the other seeds, is compared "
+              "with the same quantity against the other seed's activations multiplied by a random orthogonal matrix "
+              "(the baseline); the excess over the baseline above 0.5 makes a neuron universal, as in Gurnee et al. "
+              "(arXiv 2401.12181).\n\n"
+              "Caveats: their reference code used a row-normalised Gaussian matrix for the baseline; this uses a "
+              "true rotation (Haar). The unit is a group of seeds, so there is one value per run and step, not a "
+              "spread over seeds. With few neurons (d_mlp 8) a max over neurons is a max over few, and the "
+              "baseline is high.")
 
     def needs(self, ref) -> Needs:
         return Needs(hooks=mlp_hooks(ref.n_layers), scope=Scope.SEEDS)
@@ -118,6 +128,8 @@ class UniversalNeurons(Analyzer):
         return result
 
     def summarize(self, results: list[Result], out_dir) -> dict:
+        from interp.analyzers.universal_neurons_summary import summarize_universal
+
         return summarize_universal(results, out_dir)
 
 
@@ -136,90 +148,3 @@ def shard_job(paths: dict[tuple[int, int], str], blocks: list, d: int, seed: int
     """One shard (a seed pair at a layer pair): its blocks over the two layers it reads. Picklable: on a Dask
     cluster it runs on any worker that sees the cache."""
     return cross_seed.run_blocks(blocks, lambda keys: stream_chunks(paths, keys, rows), d, seed, device, matching)
-
-
-def summarize_universal(results: list[Result], out_dir) -> dict:
-    """Universal fraction per run and step; figures: max-corr histogram vs baseline, universal fraction per layer vs
-    step, and (joined with ``neuron-stats`` when it ran) universal vs other neurons' kurtosis and sparsity."""
-    from pathlib import Path
-
-    from interp.report.plots import lines_by_run, pyplot, save
-
-    out_dir = Path(out_dir)
-    out = summarize_scalars(results, ("universal_fraction", "mean_excess_corr", "mean_max_corr", "mean_baseline"))
-    grouped = by_run_step(results)
-    figures = []
-    layers: dict[str, tuple[list[int], list[float]]] = {}
-    for run, steps in grouped.items():
-        n_layers = len(next(iter(steps.values()))[0].scalars["universal_fraction_per_layer"])
-        for l in range(n_layers):
-            layers[f"{run} L{l}"] = (list(steps), [float(np.mean([r.scalars["universal_fraction_per_layer"][l]
-                                                                   for r in rs])) for rs in steps.values()])
-    figures.append(lines_by_run(layers, "fraction of universal neurons per layer", "universal fraction",
-                                out_dir / "universal_fraction.png"))
-    plt = pyplot()
-    fig, axes = plt.subplots(1, len(grouped), figsize=(4.5 * len(grouped), 3.5), squeeze=False)
-    for ax, (run, steps) in zip(axes[0], grouped.items()):
-        last = steps[max(steps)][0]
-        ax.hist(np.nanmean(last.arrays["max_corr"], 1).ravel(), bins=40, range=(0, 1), alpha=0.7, label="max corr")
-        ax.hist(np.nanmean(last.arrays["baseline_max"], 1).ravel(), bins=40, range=(0, 1), alpha=0.7,
-                label="rotated baseline")
-        ax.set_title(f"{run}, step {max(steps)}")
-        ax.set_xlabel("mean over other seeds of max correlation")
-        ax.legend(fontsize=8)
-    figures.append(save(fig, out_dir / "max_corr_hist.png"))
-    joined = join_neuron_stats(results, out_dir.parent / "neuron-stats")
-    if joined:
-        figures.append(_draw_join(joined, out_dir / "universal_vs_other.png"))
-        out["universal_vs_other"] = joined
-    out["figures"] = [str(f) for f in figures]
-    out["headline"] = {f"{run} universal fraction / excess corr @ last step":
-                       f"{row['universal_fraction']['mean']:.3f} / {row['mean_excess_corr']['mean']:.3f}"
-                       for run, d in out["per_run"].items() for row in [d[max(d, key=int)]]}
-    return out
-
-
-JOIN_STATS = ("kurtosis", "skew", "act_freq", "w_in_norm", "w_out_norm", "vocab_cos_kurtosis")
-
-
-def join_neuron_stats(results: list[Result], stats_dir) -> dict:
-    """Per run at its last step: medians of neuron-stats quantities over universal vs other neurons."""
-    from pathlib import Path
-
-    stats_dir = Path(stats_dir)
-    if not stats_dir.is_dir():
-        return {}
-    stats = {r.unit_id: r for r in load_results(stats_dir.parent, stats_dir.name)}
-    out = {}
-    for run, steps in by_run_step(results).items():
-        res = steps[max(steps)][0]
-        uni, other = {k: [] for k in JOIN_STATS}, {k: [] for k in JOIN_STATS}
-        for i, seed in enumerate(res.scalars["seeds"]):
-            s = stats.get(f"{run}/seed{seed}/step{max(steps)}")
-            if s is None:
-                continue
-            mask = res.arrays["universal"][i]
-            for k in JOIN_STATS:
-                uni[k].extend(s.arrays[k][mask].tolist())
-                other[k].extend(s.arrays[k][~mask].tolist())
-        if other["kurtosis"]:
-            out[run] = {k: {"universal": float(np.median(uni[k])) if uni[k] else None,
-                            "other": float(np.median(other[k])), "n_universal": len(uni[k])} for k in JOIN_STATS}
-    return out
-
-
-def _draw_join(joined: dict, path):
-    from interp.report.plots import pyplot, save
-
-    plt = pyplot()
-    keys = ("kurtosis", "act_freq")
-    fig, axes = plt.subplots(1, len(keys), figsize=(9, 3.5))
-    runs = list(joined)
-    x = np.arange(len(runs))
-    for ax, k in zip(axes, keys):
-        ax.bar(x - 0.2, [joined[r][k]["universal"] or 0 for r in runs], 0.4, label="universal")
-        ax.bar(x + 0.2, [joined[r][k]["other"] for r in runs], 0.4, label="other")
-        ax.set_xticks(x, runs)
-        ax.set_title(f"median {k} (last step)")
-        ax.legend(fontsize=8)
-    return save(fig, path)

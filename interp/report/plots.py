@@ -1,4 +1,6 @@
-"""Matplotlib helpers shared by analyzers' figures. Imported only when a figure is drawn (Agg backend, no display)."""
+"""Matplotlib helpers: the Agg pyplot the report's PNG renderer uses, and quick line and heatmap figures for the
+``analyses/`` scripts. Analyzers do not draw: they hand figure specs to the report (``interp.report.figures``).
+Imported only when a figure is drawn."""
 
 from __future__ import annotations
 
