@@ -45,6 +45,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from interp import MixtureSpec, TaskSpec, TrainConfig, train
+from interp.language import LanguageSpec
 
 BUNDLE = Path(__file__).resolve().parents[1] / "interp" / "data" / "bundled"
 SEEDS = (0, 1, 2)
@@ -83,22 +84,41 @@ def modadd_config(seed: int, p: int = 59, n_steps: int = 1000, n_checkpoints: in
                        group="modular-addition", labels={"p": p})
 
 
-def all_configs() -> list[TrainConfig]:
-    configs = [competition_config(run, d_mlp, seed) for run, d_mlp in WIDTHS.items() for seed in SEEDS]
-    return configs + [modadd_config(seed) for seed in SEEDS]
+def universal_language() -> LanguageSpec:
+    return LanguageSpec(d_vocab=256, n_ctx=64, n_classes=1, zipf=1.0, p_successor=0.5, seed=0)
+
+
+def universal_config(seed: int, n_steps: int = 3000, lr: float = 1e-2,
+                     checkpoint_steps: tuple[int, ...] = (0, 300, 1000, 3000)) -> TrainConfig:
+    model = dict(n_layers=2, d_model=64, d_mlp=256, n_heads=4, d_head=16, n_ctx=64, d_vocab=256, act_fn="relu",
+                 normalization_type="LN", initializer_range=0.02)
+    # one batch stream for every seed (data_seed): seeds differ in their initialisation only, as in Gurnee et al.
+    return TrainConfig(run="universal", model=model, language=universal_language(), seed=seed, data_seed=1000,
+                       n_steps=n_steps, batch_size=64, lr=lr, weight_decay=0.1, betas=(0.9, 0.98), warmup=100,
+                       schedule="cosine", decay_matrices_only=True, checkpoint_steps=checkpoint_steps,
+                       save_dtype="float16", group="universal", labels={"lr": lr})
+
+
+FAMILIES = {"competition": lambda: [competition_config(run, d_mlp, seed) for run, d_mlp in WIDTHS.items()
+                                    for seed in SEEDS],
+            "modadd": lambda: [modadd_config(seed) for seed in SEEDS],
+            "universal": lambda: [universal_config(seed) for seed in SEEDS]}
+
+
+def all_configs(only: str | None = None) -> list[TrainConfig]:
+    return [c for name, make in FAMILIES.items() if only in (None, name) for c in make()]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=BUNDLE)
-    ap.add_argument("--only", choices=["competition", "modadd"], default=None)
+    ap.add_argument("--only", choices=sorted(FAMILIES), default=None)
     ap.add_argument("--jobs", type=int, default=2, help="trainings in parallel, one thread each")
     args = ap.parse_args()
     if args.only is None and args.out.exists():
         shutil.rmtree(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
-    configs = [c for c in all_configs()
-               if args.only is None or (c.run == "modadd") == (args.only == "modadd")]
+    configs = all_configs(args.only)
     with ProcessPoolExecutor(args.jobs) as pool:
         for line in pool.map(_train_one, configs, [args.out] * len(configs)):
             print(line, flush=True)

@@ -36,7 +36,10 @@ class StagesConfig(Options):
     n_chains: int = option(2, ge=1)
     n_burnin: int = option(10, ge=0)
     n_draws: int = option(20, ge=1)
-    batch_prompts: int = option(128, ge=1)  # prompts per SGLD mini-batch
+    batch_prompts: int = option(128, ge=1)  # prompts per SGLD mini-batch, at most
+    # and at most this many tokens: a mini-batch of 64-token sequences costs 20x one of 3-token task prompts, and
+    # SGLD needs many small steps, not large batches (the LLC's n is the whole prompt set either way)
+    batch_tokens: int = option(1024, ge=1)
     seed: int = option(0, ge=0)
 
 
@@ -78,7 +81,8 @@ class Stages(Analyzer):
 
             prompts = self._train_prompts(ref, prompts, ctx)
             order = np.random.default_rng(self.config.seed).permutation(len(prompts))
-            batches = [order[i:i + self.config.batch_prompts] for i in range(0, len(order), self.config.batch_prompts)]
+            per = max(1, min(self.config.batch_prompts, self.config.batch_tokens // prompts.tokens.shape[1]))
+            batches = [order[i:i + per] for i in range(0, len(order), per)]
             counts = [max(1, int(np.count_nonzero(prompts.loss_mask[b]))) for b in batches]
 
             def loss_fn(i: int):
