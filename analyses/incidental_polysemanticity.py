@@ -75,18 +75,16 @@ def figure(cells: list[dict], noise: list[dict], path: Path) -> None:
     fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4.4))
     ns = sorted({x["n"] for x in cells})
     colors = {n: plt.cm.viridis(i / max(1, len(ns) - 1) * 0.85) for i, n in enumerate(ns)}
-    for n in ns:
+    for i, n in enumerate(ns):
         mine = [x for x in cells if x["n"] == n]
-        a.errorbar([x["predicted"] for x in mine], [x["mean"] for x in mine], yerr=[x["std"] for x in mine],
+        shift = 0.06 * (i - (len(ns) - 1) / 2)   # side by side where cells share a prediction
+        a.errorbar([x["predicted"] + shift for x in mine], [x["mean"] for x in mine], yerr=[x["std"] for x in mine],
                    fmt="o", capsize=3, color=colors[n], label=f"n = {n} (m = {mine[0]['m']}..{mine[-1]['m']})")
-    lo = min(x["predicted"] for x in cells) / 1.5
-    hi = max(max(x["predicted"], x["mean"] + x["std"]) for x in cells) * 1.5
-    a.plot([lo, hi], [lo, hi], "k--", lw=1, label="measured = n²/4m")
-    a.set_xscale("log")
-    a.set_yscale("symlog", linthresh=0.5)
+    hi = max(max(x["predicted"], x["mean"] + x["std"]) for x in cells) * 1.05
+    a.plot([0, hi], [0, hi], "k--", lw=1, label="measured = n²/4m")
     a.set_xlabel("predicted n²/(4m)")
     a.set_ylabel("polysemantic neurons (mean ± std over seeds)")
-    a.set_title("Measured vs predicted, every (n, m)")
+    a.set_title(f"Measured vs predicted, {len(cells[0]['counts'])} seeds per (n, m)")
     a.legend(fontsize=8)
     for x in cells:
         if x["n"] == ns[-1] or len(ns) == 1:
@@ -114,8 +112,13 @@ def main() -> None:
     ap.add_argument("--max-steps", type=int, default=30_000)
     ap.add_argument("--noise-steps", type=int, default=50_000)
     ap.add_argument("--smoke", action="store_true", help="a tiny grid and short noise runs (seconds)")
+    ap.add_argument("--replot", action="store_true", help="redraw the figure from the JSON files in --out")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.replot:
+        cells = json.loads((args.out / "sweep.json").read_text())["cells"]
+        figure(cells, json.loads((args.out / "noise.json").read_text())["runs"], args.out / "incidental.png")
+        return
     grid = SMOKE_GRID if args.smoke else GRID
     seeds = list(range(3 if args.smoke else args.seeds))
     t0 = time.perf_counter()
