@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 GRID = {16: (16, 32, 64, 128, 256), 32: (32, 64, 128, 256, 512), 64: (64, 128, 256, 512, 1024)}
-SMOKE_GRID = {16: (32, 64)}
+SMOKE_GRID = {8: (16, 32)}
 NOISES = (("none", 0.0), ("bernoulli", 0.1), ("gaussian", 0.1))
 
 
@@ -123,7 +123,7 @@ def main() -> None:
     seeds = list(range(3 if args.smoke else args.seeds))
     t0 = time.perf_counter()
     cells = sweep(grid, seeds, args.max_steps)
-    noise = noise_runs(seeds[:4], 500 if args.smoke else args.noise_steps)
+    noise = noise_runs(seeds[:4], 300 if args.smoke else args.noise_steps)
     meta = {"paper": "Lecomte et al., arXiv 2312.03096", "seeds": seeds, "max_steps": args.max_steps,
             "setup": "ReLU(W W^T x) on one-hot features, sum of squared errors + 1e-3 * sum|W|, AdamW lr 1e-3 "
                      "(weight decay 0.01), W ~ N(0, 1/m); polysemantic: > 1 feature with |W_ij| in [0.8, 1.2]"}

@@ -45,7 +45,8 @@ def summarize_incidental(results: list[Result], out_dir) -> dict:
                     last["n_polysemantic"]["mean"], note),
             H.seeds(run, f"fraction of neurons polysemantic, step {step}", last["fraction_polysemantic"]["per_seed"],
                     3, last["fraction_polysemantic"]["mean"],
-                    f"baseline n²/(4m²) = {last['baseline_fraction']['mean']:.3f}"),
+                    f"baseline n²/(4m²) = {last['baseline_fraction']['mean']:.3f}" if b["applies"]
+                    else "no baseline: m < n"),
             H.seeds(run, f"neurons per feature, step {step}", last["neurons_per_feature"]["per_seed"], 2,
                     last["neurons_per_feature"]["mean"], "1 when every feature sits on one neuron (the toy's end)")]
     return out
@@ -87,15 +88,16 @@ def histogram_figure(grouped: dict) -> Histogram:
     panels = []
     for run, steps in sorted(grouped.items()):
         counts = {}
-        for step in (min(steps), max(steps)):
+        for which, step in (("first step", min(steps)), ("last step", max(steps))):
             hists = [np.asarray(r.scalars["features_per_neuron_hist"], dtype=float) for r in steps[step]]
             width = max(len(h) for h in hists)
             mean = np.mean([np.pad(h, (0, width - len(h))) for h in hists], 0)
             last = int(np.flatnonzero(mean)[-1]) + 1 if mean.any() else 1
-            counts[f"step {step}"] = mean[:last].round(3).tolist()
+            counts[which] = mean[:last].round(3).tolist()
         width = max(len(c) for c in counts.values())
         counts = {k: v + [0.0] * (width - len(v)) for k, v in counts.items()}
-        panels.append(Hist(run, [k - 0.5 for k in range(width + 1)], counts))
+        panels.append(Hist(f"{run} (steps {min(steps)} and {max(steps)})", [k - 0.5 for k in range(width + 1)],
+                           counts))
     n = max((len(steps[max(steps)]) for steps in grouped.values()), default=0)
     return Histogram("features_per_neuron_hist", "How many task features each neuron carries: first and last step",
                      panels=panels, x_label="features carried", y_label="neurons (mean over seeds)",
