@@ -32,6 +32,9 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "fourier-competition": ("interp.analyzers.fourier_competition:FourierCompetition",
                             "Fourier circles of modular-addition embeddings over training: which survive, and were "
                             "they fittest"),
+    "incidental-polysemanticity": ("interp.analyzers.incidental_polysemanticity:IncidentalPolysemanticity",
+                                   "task features carried per MLP neuron (direct input weights) against the toy "
+                                   "model's n^2/(4m)"),
     "stages": ("interp.analyzers.stages:Stages",
                "per-task loss curves with their s-curve drops, and the local learning coefficient by SGLD"),
 }
