@@ -9,6 +9,9 @@ space, as in the example), not tokenized together as some harnesses do; a choice
 its tokens' log-probs (the log-probability of the whole continuation). A sequence longer than the model's context
 keeps the prompt's last tokens. Items may have different numbers of choices: the missing ones score -inf (zero
 mass). Blank lines are skipped; keys other than these three are ignored.
+
+A unit's key names the file by its path (the analyzer's option), not its content: after editing the file, analyse
+into a fresh ``--out`` (or rename the file), or the results of the old content are reused.
 """
 
 from __future__ import annotations

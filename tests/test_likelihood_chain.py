@@ -166,43 +166,38 @@ def test_chain_metrics_on_plain_arrays():
     assert out["p_choice"][0] == pytest.approx(2 / 3) and out["wrong_arg"][0] == 1
 
 
-STEPS_KEPT = (1, 14, 208, 3000)
-
-
-def test_analyzer_on_the_bundle_holds_the_correlations(bundled, tmp_path):
-    import interp
-    from interp.manifest import Series
-
-    manifest = bundled.manifest.model_copy(deep=True)
-    for run in manifest.runs:
-        run.checkpoints = [c for c in run.checkpoints if c.step in STEPS_KEPT and c.seed in (0, 1)]
-    series = Series(manifest, bundled.root, bundled.source)
-    report = interp.analyze(series, ["likelihood-chain"], options=interp.RunOptions(
-        out_dir=tmp_path, progress=False, runs=("narrow", "wide")))
-    summary = report.summaries["likelihood-chain"]
-    assert summary["units"] == 2 * 2 * len(STEPS_KEPT)
+def test_analyzer_on_the_bundle_holds_the_correlations(bundled_results):
+    """The default ``interp analyze`` on the bundle (every seed and step): correlations against numpy's."""
+    summary = bundled_results.summaries["likelihood-chain"]
+    assert summary["units"] == 72 and summary["x"] == "log10(step), step 0 left out"
     units = {}
-    for f in (tmp_path / "likelihood-chain").rglob("step*.json"):
+    for f in (bundled_results.out_dir / "likelihood-chain").rglob("step*.json"):
         u = json.loads(f.read_text())
         c = u["provenance"]["checkpoints"][0]
         units[(c["run"], c["seed"], c["step"])] = u["scalars"]
-    for run in ("narrow", "wide"):
-        for task in ("common", "rare"):
+    for run, tasks in (("narrow", ("common", "rare")), ("wide", ("common", "rare")), ("modadd", ("modadd",))):
+        steps = sorted({st for r, _, st in units if r == run and st > 0})
+        for task in tasks:
             for m in METRICS:
-                x = [math.log10(st) for s in (0, 1) for st in STEPS_KEPT]
-                y = [units[(run, s, st)][f"{task}/{m}"] for s in (0, 1) for st in STEPS_KEPT]
+                x = [math.log10(st) for s in (0, 1, 2) for st in steps]
+                y = [units[(run, s, st)][f"{task}/{m}"] for s in (0, 1, 2) for st in steps]
                 c = summary["correlations"][run][task][m]
                 assert c["pearson"] == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-9)
-                seed0 = np.corrcoef(x[:4], y[:4])[0, 1]
-                assert c["per_seed"]["0"]["pearson"] == pytest.approx(seed0, abs=1e-9)
+                assert c["spearman"] == pytest.approx(np.corrcoef(_ranks(np.array(x)), _ranks(np.array(y)))[0, 1],
+                                                      abs=1e-9)
+                seed2 = np.corrcoef(x[-len(steps):], y[-len(steps):])[0, 1]
+                assert c["per_seed"]["2"]["pearson"] == pytest.approx(seed2, abs=1e-9)
     width = summary["width_correlations"]["narrow, wide"]
     assert width["widths"] == {"narrow": 8.0, "wide": 256.0}
-    x = [math.log10(w) for w in (8, 8, 256, 256)]
-    y = [units[(r, s, 3000)]["rare/accuracy"] for r in ("narrow", "wide") for s in (0, 1)]
+    x = [math.log10(w) for w in (8, 8, 8, 256, 256, 256)]
+    y = [units[(r, s, 3000)]["rare/accuracy"] for r in ("narrow", "wide") for s in (0, 1, 2)]
     assert width["tasks"]["rare"]["accuracy"]["pearson"] == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-9)
     names = {f["name"] for f in summary["figures"]}
-    assert {"chain_common", "chain_rare", "correlation_with_log_step", "strongest_wrong_mass"} <= names
+    assert {"chain_common", "chain_rare", "chain_modadd", "correlation_with_log_step",
+            "strongest_wrong_mass"} <= names
     assert any(r["label"] == "rare: r(accuracy, log width), last step" for r in summary["headline"])
+    assert any(r["run"] == "modadd" and r["label"] == "modadd: r(log p(correct), log step)"
+               for r in summary["headline"])
     assert all(f["caption"] and "2406.04391" in f["caption"] for f in summary["figures"])
 
 

@@ -157,22 +157,25 @@ class LikelihoodChain(Analyzer):
     def _mixture_tasks(self, ref: CheckpointRef, ctx, model) -> list[ChoiceTask]:
         prompts = ctx.prompts(ref)
         choices = _choice_tasks(ref)
-        out = []
-        for name, rows in prompts.groups():
-            if name not in choices:
-                continue
-            if self.config.max_prompts:
-                rows = rows[:self.config.max_prompts]
-            tokens = np.asarray(prompts.tokens[rows], dtype=np.int64)
+        groups = [(name, rows[:self.config.max_prompts or len(rows)]) for name, rows in prompts.groups()
+                  if name in choices]
+        if not groups:
+            return []
+        tokens = np.asarray(prompts.tokens[np.concatenate([rows for _, rows in groups])], dtype=np.int64)
+        # every task in one pass: on these small models a forward call's fixed cost dominates
+        logp_all = label_logprobs(model, tokens[:, :LABEL_POS + 1], ctx.batch_size)     # [prompt, vocab]
+        out, start = [], 0
+        for name, rows in groups:
+            part = slice(start, start + len(rows))
+            start += len(rows)
             cand = choices[name]
             index = {int(t): i for i, t in enumerate(cand)}
-            labels = tokens[:, LABEL_POS + 1]
+            labels = tokens[part, LABEL_POS + 1]
             bad = [int(t) for t in labels if int(t) not in index]
             if bad:
                 raise PromptError(f"task {name!r} of run {ref.run!r}: label token {bad[0]} is not one of the "
                                   f"task's choices {cand.tolist()}")
-            logp = label_logprobs(model, tokens[:, :LABEL_POS + 1], cand, ctx.batch_size)
-            out.append(ChoiceTask(name, logp, np.array([index[int(t)] for t in labels]), cand))
+            out.append(ChoiceTask(name, logp_all[part][:, cand], np.array([index[int(t)] for t in labels]), cand))
         return out
 
     def _result(self, unit: Unit, ref: CheckpointRef, tasks: list[ChoiceTask]) -> Result:
@@ -232,16 +235,15 @@ def run_width(ref: CheckpointRef) -> float | None:
     return None
 
 
-def label_logprobs(model, tokens: np.ndarray, choices: np.ndarray, batch_size: int) -> np.ndarray:
-    """[prompt, choice] float64 log-probs of each choice token at the last position of ``tokens`` [prompt, pos]
-    (the log-softmax over the whole vocabulary is taken in float64)."""
+def label_logprobs(model, tokens: np.ndarray, batch_size: int) -> np.ndarray:
+    """[prompt, vocab] float64 log-probs of the next token after ``tokens`` [prompt, pos] (the log-softmax over the
+    whole vocabulary is taken in float64; task mixtures have small vocabularies)."""
     import torch
 
     device = next(model.parameters()).device
-    idx = torch.as_tensor(choices, device=device)
     out = []
     with torch.inference_mode():
         for s in range(0, len(tokens), batch_size):
             logits = model(torch.as_tensor(tokens[s:s + batch_size], device=device))[:, -1]
-            out.append(torch.log_softmax(logits.double(), -1)[:, idx].cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, len(choices)))
+            out.append(torch.log_softmax(logits.double(), -1).cpu().numpy())
+    return np.concatenate(out)

@@ -21,6 +21,8 @@ from interp.results import Result, by_run_step
 METRICS = ("log_p_correct", "p_correct", "p_choice", "brier", "accuracy")
 LABELS = {"log_p_correct": "log p(correct)", "p_correct": "p(correct)", "p_choice": "p(correct | choices)",
           "brier": "Brier score", "accuracy": "accuracy", "wrong_max": "strongest wrong choice's mass"}
+SHORT = {"log_p_correct": "log p", "p_correct": "p", "p_choice": "p | choices", "brier": "Brier",
+         "accuracy": "accuracy"}   # bar categories: the full labels overrun each other under five bars
 PAPER = ("Schaeffer et al. (arXiv 2406.04391) find, over five model families and twelve multiple-choice benchmarks, "
          "that the correlation of a score with scale degrades along log p(correct) -> p(correct) -> p(correct) "
          "among the choices -> Brier -> accuracy, because the later metrics also depend on how probability mass "
@@ -52,12 +54,18 @@ def pearson(x, y) -> float | None:
 
 def spearman(x, y) -> float | None:
     """Spearman rho (ties get their average rank) of the finite pairs; None as for ``pearson``."""
-    from scipy.stats import rankdata
-
     x, y = _finite_pairs(x, y)
     if len(x) < 3:
         return None
-    return pearson(rankdata(x), rankdata(y))
+    return pearson(average_ranks(x), average_ranks(y))
+
+
+def average_ranks(v: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, tied values sharing the mean of their ranks (scipy's ``rankdata``, without importing scipy)."""
+    ranks = np.empty(len(v))
+    ranks[np.argsort(v, kind="stable")] = np.arange(1, len(v) + 1)
+    _, group, counts = np.unique(v, return_inverse=True, return_counts=True)
+    return (np.bincount(group, weights=ranks) / counts)[group]
 
 
 def _finite_pairs(x, y) -> tuple[np.ndarray, np.ndarray]:
@@ -198,14 +206,15 @@ def correlation_figure(corr: dict, x: str) -> Bars:
     panels = []
     for run, tasks in corr.items():
         for task, per_metric in tasks.items():
-            panels.append(BarGroup(f"{run}: {task}", [LABELS[m] for m in METRICS],
+            panels.append(BarGroup(f"{run}: {task}", [SHORT[m] for m in METRICS],
                                    {"Pearson": [per_metric[m]["pearson"] for m in METRICS],
                                     "Spearman": [per_metric[m]["spearman"] for m in METRICS]},
                                    y_label="correlation with log step"))
     return Bars("correlation_with_log_step", "Correlation of each metric with log step, along the chain",
                 panels=panels,
                 caption=f"Per run and task, the correlation of each metric with {x}, every checkpoint of every seed "
-                        f"one point (per-seed values and their spread are in the headline and summary.json). Brier "
+                        f"one point (per-seed values and their spread are in the headline and summary.json); "
+                        f"p | choices is p(correct) renormalised over the answer choices. Brier "
                         f"falls as the model improves, so a predictable Brier has r near -1: compare |r| along the "
                         f"chain. {PAPER}")
 
