@@ -49,7 +49,7 @@ def find_tokenizer(ref_path: Path, fmt: str, explicit: Path | None = None) -> Pa
                       f"pass --tokenizer PATH, or a token file (.npy) with --tokens")
 
 
-def _encoder(tokenizer: Path) -> Callable[[str], list[int]]:
+def encoder(tokenizer: Path) -> Callable[[str], list[int]]:
     if tokenizer.name.endswith(".pkl"):
         from interp.formats.nanogpt import read_meta
 
@@ -107,7 +107,7 @@ def tokenize_to_windows(text_file: Path, tokenizer: Path, window: int, out: Path
         return out
     if window < 2:
         raise PromptError(f"windows of {window} tokens are too short to predict anything")
-    encode = _encoder(Path(tokenizer))
+    encode = encoder(Path(tokenizer))
     raw = atomic.temp_name(out.with_suffix(".ids"))
     out.parent.mkdir(parents=True, exist_ok=True)
     n = 0

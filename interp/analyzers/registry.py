@@ -37,6 +37,9 @@ BUILTIN: dict[str, tuple[str, str]] = {
                                    "model's n^2/(4m)"),
     "stages": ("interp.analyzers.stages:Stages",
                "per-task loss curves with their s-curve drops, and the local learning coefficient by SGLD"),
+    "likelihood-chain": ("interp.analyzers.likelihood_chain:LikelihoodChain",
+                         "log p(correct) -> p -> p among choices -> Brier -> accuracy per task, and how each "
+                         "correlates with log step and width"),
 }
 
 ENTRY_POINT_GROUP = "interp.analyzers"
