@@ -126,6 +126,8 @@ def unit_key(analyzer: Analyzer, refs: tuple[CheckpointRef, ...], ctx: Context) 
              "checkpoints": [(r.id, r.sha256, r.processing.key()) for r in refs],
              "prompts": ctx.prompts(refs[0]).digest(), "storage_dtype": s.cache.storage_dtype,
              "nonfinite": s.cache.nonfinite}
+    if inputs := analyzer.input_digests():   # only when there are any: other analyzers' keys stay as they were
+        parts["inputs"] = inputs
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 

@@ -300,3 +300,17 @@ def test_choices_file_that_does_not_fit_the_model_is_refused(nano, tmp_path):
         encode_items(read_items(path), lambda t: [stoi[c] + 20 for c in t], 8, len(VOCAB), path)
     with pytest.raises(ConfigError, match="choices file .*missing.jsonl does not exist"):
         read_items(tmp_path / "missing.jsonl")
+
+
+def test_editing_the_choices_file_changes_the_unit_key(tmp_path):
+    """A result computed from a choices file must not be served after the file changes (same path, new content)."""
+    import hashlib
+
+    path = tmp_path / "qa.jsonl"
+    path.write_text('{"prompt": "a", "choices": [" b", " c"], "answer": 0}\n')
+    analyzer = LikelihoodChain(LikelihoodChain.config_from({"choices_file": str(path)}))
+    first = analyzer.input_digests()
+    assert first == {"choices_file": hashlib.sha256(path.read_bytes()).hexdigest()}
+    path.write_text('{"prompt": "a", "choices": [" b", " c"], "answer": 1}\n')
+    assert analyzer.input_digests() != first
+    assert LikelihoodChain().input_digests() == {}

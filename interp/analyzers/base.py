@@ -87,6 +87,11 @@ class Analyzer(ABC):
     def config_dict(self) -> dict[str, Any]:
         return self.config.to_json()
 
+    def input_digests(self) -> dict[str, str]:
+        """sha256 of every file the analyzer reads besides checkpoints and prompts (e.g. a choices file named in its
+        config): part of a unit's key, so editing such a file recomputes instead of serving a stale result."""
+        return {}
+
     @abstractmethod
     def needs(self, ref: CheckpointRef) -> Needs: ...
 

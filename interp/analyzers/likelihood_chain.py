@@ -132,6 +132,12 @@ class LikelihoodChain(Analyzer):
               "predictable; compare |r| along the chain. On the bundled modular-addition run the residues are the "
               "whole vocabulary, so log p, p and p among choices carry the same information there.")
 
+    def input_digests(self) -> dict[str, str]:
+        from interp.manifest import file_sha256
+
+        path = self.config.choices_file
+        return {"choices_file": file_sha256(Path(path))} if path is not None and Path(path).is_file() else {}
+
     def needs(self, ref) -> Needs:
         return Needs(scope=Scope.CHECKPOINT)
 
