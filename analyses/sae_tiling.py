@@ -291,6 +291,17 @@ def sites_figure(sites: list[dict], out: Path) -> None:
     save(fig, out / "sites.png")
 
 
+def strict(x):
+    """NaN (no latent on a circle: no receptive-field width) as null, so that any JSON reader takes the file."""
+    if isinstance(x, dict):
+        return {k: strict(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [strict(v) for v in x]
+    if isinstance(x, float) and x != x:
+        return None
+    return x
+
+
 def main() -> None:
     import torch
 
@@ -320,7 +331,7 @@ def main() -> None:
            "circles": {str(r.seed): dict(zip(map(str, r.scalars["key_frequencies"]), r.scalars["circle_shares"]))
                        for r in results}, "fits": rows,
            "wall_s": round(time.perf_counter() - started, 1)}
-    (args.out / "sae_tiling.json").write_text(json.dumps(doc, indent=1, default=float))
+    (args.out / "sae_tiling.json").write_text(json.dumps(strict(doc), indent=1, default=float))
     for sae, e in summary.items():
         print(f"{sae:12s} k {e['frequencies']} kinds {e['fit_kinds']} on {e['latents_on_manifold']['per_seed']} "
               f"cov {e['coverage']['per_seed']} width {e['median_rf_width']['per_seed']} "
