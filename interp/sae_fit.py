@@ -111,14 +111,27 @@ def _init_from_data(sae, data, seed: int) -> None:
 
 
 def encode(sae, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(codes [n, d_sae], reconstruction [n, d], decoder directions [d_sae, d]) in float64."""
+    """(codes [n, d_sae], reconstruction [n, d], decoder rows [d_sae, d]) in float64, the rows taken from the SAE's
+    own ``decode`` (``decode(e_j) - decode(0)``), so that ``recon = codes @ rows + decoder_offset(sae)`` whatever the
+    architecture does inside (TopK divides codes by the decoder norms; their directions are ``W_dec``'s)."""
     import torch
 
     with torch.no_grad():
         t = torch.as_tensor(x, dtype=torch.float32, device=sae.W_dec.device)
         codes = sae.encode(t)
         recon = sae.decode(codes)
-    return (codes.double().cpu().numpy(), recon.double().cpu().numpy(), sae.W_dec.detach().double().cpu().numpy())
+        eye = torch.eye(sae.cfg.d_sae, dtype=sae.W_dec.dtype, device=sae.W_dec.device)
+        rows = sae.decode(eye) - sae.decode(torch.zeros_like(eye[:1]))
+    return codes.double().cpu().numpy(), recon.double().cpu().numpy(), rows.double().cpu().numpy()
+
+
+def decoder_offset(sae) -> np.ndarray:
+    """[d] float64: the SAE's output when no latent fires (sae-lens's ``b_dec``, through its own ``decode``)."""
+    import torch
+
+    with torch.no_grad():
+        return sae.decode(torch.zeros(1, sae.cfg.d_sae, dtype=sae.W_dec.dtype, device=sae.W_dec.device))[0] \
+            .double().cpu().numpy()
 
 
 def rayleigh_p(angles: np.ndarray) -> float:
@@ -144,19 +157,28 @@ def receptive_fields(codes: np.ndarray, theta: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class ManifoldFit:
     """``metrics``: JSON scalars (see ``manifold_metrics``); ``on_manifold``: [d_sae] which latents count as on the
-    manifold; ``receptive_fields``: [3, n_on] their centre, width and peak over theta."""
+    manifold; ``receptive_fields``: [3, n_on] their centre, width and peak over theta; ``in_plane``: [d_sae] the
+    share of each latent's write inside the manifold's subspace."""
 
     metrics: dict
     on_manifold: np.ndarray
     receptive_fields: np.ndarray
+    in_plane: np.ndarray
 
 
 def manifold_metrics(x: np.ndarray, codes: np.ndarray, recon: np.ndarray, w_dec: np.ndarray, theta: np.ndarray,
-                     basis: np.ndarray, min_frac: float = 0.01, in_plane: float = 0.5) -> ManifoldFit:
-    """How an SAE covers one manifold. ``basis`` [d, m]: the manifold's subspace.
+                     basis: np.ndarray, min_frac: float = 0.01, in_plane: float = 0.5,
+                     offset: np.ndarray | None = None) -> ManifoldFit:
+    """How an SAE covers one manifold. ``basis`` [d, m]: the manifold's subspace; ``offset`` [d]: the SAE's output
+    when no latent fires (``decoder_offset``), None to take it at the data mean.
 
-    - latents on the manifold: fire on >= ``min_frac`` of its points and keep >= ``in_plane`` of their decoder
-      direction's squared norm inside the subspace;
+    - latents on the manifold: fire on >= ``min_frac`` of its points and keep >= ``in_plane`` of the squared norm of
+      what they write inside the subspace. What latent j writes, seen from the data mean, is
+      ``offset + a_j w_j - mean(x)`` (a_j: its mean activation where it fires), not ``w_j`` alone: a TopK SAE with
+      k = 1 on clustered points moves b_dec far from the data's centre (norm 2.1 against an RMS norm of 1 on the
+      bundled modular-addition model, seed 0) and each latent becomes a ray from b_dec to its cluster, so ``w_j``
+      carries b_dec's own off-plane part; measured by ``w_j`` alone, latents firing on arcs of one Fourier circle were
+      counted as latents of another (analyses/sae_tiling.py). Ours;
     - subspace capture: variance of the manifold component of x (x_c B B^T) explained by the span of those latents'
       decoder directions; principal angles between that span and the subspace (largest reported, degrees);
     - coverage: fraction of points on which at least one on-manifold latent is active;
@@ -168,7 +190,9 @@ def manifold_metrics(x: np.ndarray, codes: np.ndarray, recon: np.ndarray, w_dec:
     ev = 1 - ((x - recon) ** 2).sum() / (xc**2).sum()
     active = codes > 0
     dirs = w_dec / np.maximum(np.linalg.norm(w_dec, axis=1, keepdims=True), 1e-30)
-    inside = ((dirs @ basis) ** 2).sum(1)
+    writes = dirs if offset is None else (offset - x.mean(0) + (codes.sum(0) / np.maximum(active.sum(0), 1))[:, None]
+                                          * w_dec)
+    inside = ((writes @ basis) ** 2).sum(1) / np.maximum((writes**2).sum(1), 1e-300)
     on = (active.mean(0) >= min_frac) & (inside >= in_plane)
     manifold = xc @ basis @ basis.T
     if on.any():
@@ -186,7 +210,7 @@ def manifold_metrics(x: np.ndarray, codes: np.ndarray, recon: np.ndarray, w_dec:
            "median_rf_width": float(np.nanmedian(rf[1])) if on.any() else float("nan"),
            "centre_uniformity_p": rayleigh_p(rf[0])}
     out["fit_kind"] = classify(out, m)
-    return ManifoldFit(out, on, rf)
+    return ManifoldFit(out, on, rf, inside)
 
 
 def classify(m: dict, dim: int) -> str:

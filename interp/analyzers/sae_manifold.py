@@ -3,10 +3,17 @@
 On a modular-addition run (a task of kind ``modular_addition`` in the mixture): the activations at ``hook`` at the
 label position of every task prompt, and the model's Fourier circles, one per key frequency k of the embedding (the
 frequencies whose Fourier signal over the operand ranks exceeds twice the mean), each with theta = 2 pi k c / p for
-the answer c = (a + b) mod p (``interp.manifolds``). For each SAE of the sweep ``saes`` (sae-lens ``topk`` and
-``relu`` SAEs, ``kind:d_sae:param``) fitted once on those activations, the metrics of ``interp.sae_fit`` per key
-frequency: explained variance and L0, latents spent on the circle, subspace capture and principal angle, coverage,
-receptive fields, and the fit's kind (subspace / tiling / dilution, rule in ``interp.sae_fit.classify``).
+the answer c = (a + b) mod p (``interp.manifolds``), ordered by the share of the activations' variance in their plane
+(strongest first). For each SAE of the sweep ``saes`` (sae-lens ``topk`` and ``relu`` SAEs, ``kind:d_sae:param``)
+fitted once on those activations, the metrics of ``interp.sae_fit`` per key frequency: explained variance and L0,
+latents spent on the circle (judged by what each writes, from the data mean: ``in_plane_i``), subspace capture and
+principal angle, coverage, receptive fields, and the fit's kind (subspace / tiling / dilution, rule in
+``interp.sae_fit.classify``).
+
+Ours: the default hook is resid_post of layer 0 at the label position, the one site of the bundled models where the
+answer's circles are clean (0.88-0.93 of the variance at step 1,000; the operands' circles fill resid_mid and
+mlp_post), and the default TopK widths stay below p = 59 (the answers are 59 clusters there: 64 latents end as
+single-answer detectors, some dead). ``analyses/sae_tiling.py`` has the survey and the width sweep.
 
 Cost: SAE fitting dominates, so by default only the last step of each seed is analysed (``steps="last"``;
 ``"all"`` for every step). A PCA view of the activations is stored for every analysed checkpoint (``views``), and
@@ -31,7 +38,9 @@ from interp.tasks import LABEL_POS, find_task
 @dataclass(frozen=True)
 class SAEManifoldConfig(Options):
     hook: str = act_name("resid_post", 0)
-    saes: tuple[str, ...] = ("topk:2:2", "topk:16:1", "topk:64:1", "relu:32:0.3")
+    # widths below p = 59: the answers are 59 clusters, and TopK k=1 SAEs of 64 latents give single-answer latents,
+    # some dead or off the circle (analyses/sae_tiling.py); 32 shows the finest tiling at less cost
+    saes: tuple[str, ...] = ("topk:2:2", "topk:16:1", "topk:32:1", "relu:32:0.3")
     train_steps: int = option(600, ge=1)
     lr: float = option(3e-3, gt=0)
     max_freqs: int = option(3, ge=1)
@@ -67,15 +76,18 @@ class SAEManifold(Analyzer):
                 "latents, or dilute them over many overlapping ones?")
     method = ("On each modular-addition checkpoint analysed (the last step of each seed by default), the "
               "activations at the hook at the label position of every task prompt, and the model's Fourier circles: "
-              "one per key frequency k of the embedding, with theta = 2 pi k c / p for the answer c. Each SAE of the "
-              "sweep (sae-lens topk and relu SAEs, kind:d_sae:parameter) is fitted once on those activations; per "
-              "key frequency it gets explained variance and L0, the latents spent on the circle, subspace capture "
+              "one per key frequency k of the embedding, with theta = 2 pi k c / p for the answer c, strongest at the "
+              "hook first. Each SAE of the sweep (sae-lens topk and relu SAEs, kind:d_sae:parameter) is fitted once on "
+              "those activations; per key frequency it gets explained variance and L0, the latents spent on the "
+              "circle (at least half of what a latent writes, seen from the data mean, lies in the circle's plane), "
+              "subspace capture "
               "(variance of the circle explained by the span of the latents that fire on it), coverage of theta, "
               "receptive fields, and a fit kind: subspace, tiling, dilution or absent (Goodfire, arXiv 2604.28119; "
               "Michaud et al. on tiling).\n\n"
               "Caveats: SAE fitting dominates the cost, so only the last steps are analysed unless steps=all; the "
               "fit-kind rule is ours (interp.sae_fit.classify); 'absent' means no latent fires selectively on that "
-              "circle, common for weak key frequencies.")
+              "circle, common for weak key frequencies. Where two circles carry similar shares of the variance, a "
+              "latent writes about half into each plane and counts for neither (bundled modadd seed 1).")
 
     def needs(self, ref) -> Needs:
         return Needs(hooks=(self.config.hook,), scope=Scope.CHECKPOINT)
@@ -93,8 +105,8 @@ class SAEManifold(Analyzer):
 
     def run(self, unit: Unit, ctx) -> SAEManifoldResult:
         from interp.manifolds import fourier_circle, key_frequencies
-        from interp.sae_fit import (SAESpec, binned_response, encode, fit_sae, manifold_metrics, normalise,
-                                     receptive_fields)
+        from interp.sae_fit import (SAESpec, binned_response, decoder_offset, encode, fit_sae, manifold_metrics,
+                                     normalise, receptive_fields)
         from interp.tasks import build_tasks
 
         (ref,) = unit.refs
@@ -111,6 +123,11 @@ class SAEManifold(Analyzer):
         w_e = ctx.model(ref).W_E.detach().double().cpu().numpy()[task.operand_tokens]
         freqs, spectrum = key_frequencies(w_e, self.config.max_freqs)
         circles = [fourier_circle(x, c, k, p) for k in freqs]
+        # strongest at this hook first (the figures show the first): the embedding's order can differ (seed 1 of the
+        # bundled modadd: k=22 leads the embedding, k=28 carries more of resid_post, and its latents follow k=28)
+        shares = [float(((x @ m.basis) ** 2).sum() / (x**2).sum()) for m in circles]
+        order = np.argsort(shares, kind="stable")[::-1]
+        freqs, circles, shares = [freqs[i] for i in order], [circles[i] for i in order], [shares[i] for i in order]
 
         result = self.new_result(unit)
         result.add("embedding_spectrum", spectrum, ("frequency",))
@@ -120,21 +137,25 @@ class SAEManifold(Analyzer):
             sae = fit_sae(x, SAESpec.parse(text), steps=self.config.train_steps, lr=self.config.lr,
                           seed=self.config.seed, device=ctx.device)
             codes, recon, w_dec = encode(sae, x)
-            rfs, binned = [], []
+            offset = decoder_offset(sae)
+            rfs, binned, inside = [], [], []
             for k, m in zip(freqs, circles):
-                met = manifold_metrics(x, codes, recon, w_dec, m.theta, m.basis).metrics
+                fit = manifold_metrics(x, codes, recon, w_dec, m.theta, m.basis, offset=offset)
+                met = fit.metrics
+                inside.append(fit.in_plane)
                 rfs.append(receptive_fields(codes, m.theta))
                 binned.append(binned_response(codes, m.theta))
                 fits.append({"sae": text, "kind": text.split(":")[0], "d_sae": int(text.split(":")[1]),
                              "frequency": k, **met})
             result.add(f"receptive_field_{i}", np.stack(rfs), ("key_frequency", "stat", "latent"))
             result.add(f"binned_response_{i}", np.stack(binned), ("key_frequency", "theta_bin", "latent"))
+            result.add(f"in_plane_{i}", np.stack(inside), ("key_frequency", "latent"))
             result.add(f"dominant_latent_{i}", np.where(codes.max(1) > 0, codes.argmax(1), -1), ("prompt",))
         if self.config.views:
             result.add("pca", pca2(x), ("prompt", "component"))
         if self.config.umap:
             result.add("umap", umap2(x, self.config.seed), ("prompt", "component"))
-        result.scalars.update(key_frequencies=freqs, p=p, n_points=int(len(x)), fits=fits)
+        result.scalars.update(key_frequencies=freqs, circle_shares=shares, p=p, n_points=int(len(x)), fits=fits)
         return result
 
     def summarize(self, results: list[Result], out_dir) -> dict:

@@ -25,17 +25,27 @@ def summarize_sae(results: list[Result], out_dir) -> dict:
         last = sorted(steps[max(steps)], key=lambda r: r.seed)
         figures += [views_figure(run, last[0]), receptive_figure(run, last[0]), width_figure(run, last)]
     headline = []
-    for run, steps in per_run.items():
-        last = steps[max(steps, key=int)]
+    for run, steps in by_run_step(results).items():
+        last = steps[max(steps)]
         kinds: dict[str, list[str]] = {}
-        for fits in last.values():
-            for f in fits:
+        strongest: dict[str, list[str]] = {}
+        for r in last:
+            k0 = r.scalars["key_frequencies"][0]
+            for f in r.scalars["fits"]:
                 kinds.setdefault(f["sae"], []).append(f["fit_kind"])
+                if f["frequency"] == k0:
+                    strongest.setdefault(f["sae"], []).append(f["fit_kind"])
         for sae, ks in kinds.items():
-            headline.append(H.text(run, f"{sae} fit kinds", ", ".join(f"{k} x{ks.count(k)}" for k in sorted(set(ks))),
-                                   note=f"over {len(last)} seeds and their key frequencies"))
+            headline.append(H.text(run, f"{sae} fit kinds", f"strongest circle: {counts(strongest.get(sae, []))}; "
+                                   f"all key circles: {counts(ks)}",
+                                   note=f"over {len(last)} seeds (strongest circle at the hook) and their key "
+                                        "frequencies"))
     return {"per_run": per_run, "figures": [f.to_json() for f in figures], "headline": headline,
             "tables": [fit_table(per_run)]}
+
+
+def counts(kinds: list[str]) -> str:
+    return ", ".join(f"{k} x{kinds.count(k)}" for k in sorted(set(kinds))) or "none"
 
 
 def widest(r0: Result) -> int:
