@@ -31,8 +31,10 @@ def test_shape_of_the_bundle(bundled):
             assert len({r.step for r in refs if r.seed == s}) >= 6
     widths = {run: bundled.run(run).model["d_mlp"] for run in ("narrow", "wide")}
     assert widths["narrow"] < widths["wide"]
+    universal = bundled.refs(run="universal")
+    assert len({r.seed for r in universal}) >= 3 and bundled.run("universal").model["n_layers"] == 2
     total = sum(r.size for r in bundled.refs())
-    assert total <= 10e6
+    assert total <= 16e6
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

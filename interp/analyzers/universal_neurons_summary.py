@@ -33,12 +33,19 @@ def summarize_universal(results: list[Result], out_dir) -> dict:
     out["headline"] = []
     for run, steps in grouped.items():
         step = max(steps)
-        row = out["per_run"][run][str(step)]
-        n = len(steps[step][0].scalars["seeds"])
-        for key, label in (("universal_fraction", "universal fraction"),
-                           ("mean_excess_corr", "mean excess correlation")):
-            out["headline"].append(H.single(run, f"{label}, step {step}", row[key]["mean"], 3,
-                                            note=f"across {n} seeds"))
+        res = steps[step][0]
+        # one result holds every seed of the step: the spread over seeds is in its per-seed arrays
+        uni = res.arrays["universal"].reshape(len(res.scalars["seeds"]), -1)
+        exc = res.arrays["excess_corr"].reshape(uni.shape)
+        out["headline"].append(H.seeds(run, f"universal fraction, step {step}",
+                                       dict(zip(res.scalars["seeds"], uni.mean(1).tolist())), 3))
+        out["headline"].append(H.seeds(run, f"mean excess correlation, step {step}",
+                                       dict(zip(res.scalars["seeds"], exc.mean(1).tolist())), 3))
+        if run in joined and joined[run]["kurtosis"]["n_universal"]:
+            for key, label in (("kurtosis", "median kurtosis"), ("act_freq", "median activation frequency")):
+                out["headline"].append(H.text(run, f"{label}, universal vs other live neurons",
+                                              f"{joined[run][key]['universal']:.3g} vs {joined[run][key]['other']:.3g}",
+                                              note=f"{joined[run][key]['n_universal']} universal neurons"))
     return out
 
 
@@ -100,23 +107,35 @@ def histogram_figure(grouped: dict) -> Histogram:
                              + PAPER)
 
 
+JOIN_PANELS = (("kurtosis", "median kurtosis (pre-activation)", "kurtosis"),
+               ("skew", "median skew (pre-activation)", "skew"),
+               ("act_freq", "median activation frequency", "fraction of tokens"),
+               ("w_in_norm", "median input weight norm", "|w_in|"),
+               ("w_out_norm", "median output weight norm", "|w_out|"))
+
+
 def join_figure(joined: dict) -> Bars:
     runs = list(joined)
     panels = [BarGroup(title, runs, {"universal": [joined[r][k]["universal"] for r in runs],
-                                     "other neurons": [joined[r][k]["other"] for r in runs]}, y_label=y)
-              for k, title, y in (("kurtosis", "median kurtosis", "kurtosis"),
-                                  ("act_freq", "median activation frequency", "fraction of tokens"))]
+                                     "other live neurons": [joined[r][k]["other"] for r in runs]}, y_label=y)
+              for k, title, y in JOIN_PANELS]
     none = all(not joined[r]["kurtosis"]["n_universal"] for r in runs)
-    return Bars("universal_vs_other", "Universal vs other neurons at the last step: kurtosis and sparsity",
+    return Bars("universal_vs_other", "Universal vs other neurons at the last step: the paper's comparison",
                 panels=panels, skip_reason="no neuron is universal in any run at the last step, so there is nothing "
                                            "to set against the other neurons" if none else "",
-                caption="Medians over universal neurons and over the rest, from neuron-stats at the same "
-                        "checkpoints. Gurnee et al. (arXiv 2401.12181) find universal neurons heavy-tailed (median "
-                        "kurtosis about 5.6) and sparse (active on about 2.5% of tokens).")
+                caption="Medians over universal neurons and over the other live neurons (dead neurons, never active "
+                        "on these prompts, are left out and counted in the numbers), from neuron-stats at the same "
+                        "checkpoints. Gurnee et al. (arXiv 2401.12181) find GPT-2's universal neurons heavy-tailed "
+                        "(high kurtosis, positive skew), sparse (active on few tokens) and with larger weight norms "
+                        "than the rest.")
 
 
 def join_neuron_stats(results: list[Result], stats_dir) -> dict:
-    """Per run at its last step: medians of neuron-stats quantities over universal vs other neurons."""
+    """Per run at its last step: medians of neuron-stats quantities over universal vs other *live* neurons.
+
+    Ours: neurons never active on the prompts (``act_freq`` 0) are left out of "other" and counted as ``n_dead``;
+    small models trained with weight decay kill many (a quarter of the bundled universal family's), and their
+    zero activation frequency and arbitrary pre-activation moments would stand in for a comparison of features."""
     stats_dir = Path(stats_dir)
     if not stats_dir.is_dir():
         return {}
@@ -125,15 +144,19 @@ def join_neuron_stats(results: list[Result], stats_dir) -> dict:
     for run, steps in by_run_step(results).items():
         res = steps[max(steps)][0]
         uni, other = {k: [] for k in JOIN_STATS}, {k: [] for k in JOIN_STATS}
+        n_dead = 0
         for i, seed in enumerate(res.scalars["seeds"]):
             s = stats.get(f"{run}/seed{seed}/step{max(steps)}")
             if s is None:
                 continue
             mask = res.arrays["universal"][i]
+            live = s.arrays["act_freq"] > 0
+            n_dead += int((~live).sum())
             for k in JOIN_STATS:
                 uni[k].extend(s.arrays[k][mask].tolist())
-                other[k].extend(s.arrays[k][~mask].tolist())
+                other[k].extend(s.arrays[k][~mask & live].tolist())
         if other["kurtosis"]:
             out[run] = {k: {"universal": float(np.median(uni[k])) if uni[k] else None,
-                            "other": float(np.median(other[k])), "n_universal": len(uni[k])} for k in JOIN_STATS}
+                            "other": float(np.median(other[k])), "n_universal": len(uni[k]),
+                            "n_other": len(other[k]), "n_dead": n_dead} for k in JOIN_STATS}
     return out
