@@ -29,6 +29,55 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_bundled import SEEDS, competition_config, competition_model  # noqa: E402
 
 SCALED = {"wide-dmodel128": (128, 256)}      # run -> (d_model, d_mlp)
+
+# The sweep (--sweep DIR): d_model x (rare frequency, d_mlp) cells, 3 seeds each, the bundled recipe cut to
+# SWEEP_STEPS steps (CPU budget: ~45 CPU-minutes of training on one thread; d_model 512 costs ~0.18 s a step).
+SWEEP_D_MODEL = (64, 128, 256, 512)
+SWEEP_CELLS = ((0.05, 8), (0.05, 256), (0.02, 256))     # (rare frequency, d_mlp); d_mlp 8 at 0.02 left out
+SWEEP_STEPS = 800
+SWEEP_CHECKPOINTS = (0, 3, 10, 30, 100, 200, 400, 800)
+
+
+def sweep_run_name(d_model: int, d_mlp: int, freq: float) -> str:
+    return f"dm{d_model}-mlp{d_mlp}-f{freq:g}"
+
+
+def sweep_configs() -> list:
+    """Every (cell, d_model, seed) config, seed-major so a cut-short sweep still has whole seeds."""
+    configs = []
+    for seed in SEEDS:
+        for freq, d_mlp in SWEEP_CELLS:
+            for d_model in SWEEP_D_MODEL:
+                run = sweep_run_name(d_model, d_mlp, freq)
+                c = competition_config(run, d_mlp, seed, n_steps=SWEEP_STEPS, rare_frequency=freq)
+                configs.append(replace(c, model=competition_model(d_mlp, d_model), checkpoint_steps=SWEEP_CHECKPOINTS,
+                                       labels={**c.labels, "d_model": d_model, "role": run}))
+    return configs
+
+
+def train_sweep(out: Path) -> None:
+    """Train the sweep's missing (run, seed)s one after another on one thread (a finished one has its last
+    checkpoint in the manifest), so the sweep resumes where it stopped."""
+    import time
+
+    import torch
+
+    from interp import train
+    from interp.manifest import load_manifest
+
+    torch.set_num_threads(1)
+    for c in sweep_configs():
+        manifest = out / "manifest.yaml"
+        done = manifest.exists() and any(
+            r.name == c.run and any(k.seed == c.seed and k.step == SWEEP_STEPS for k in r.checkpoints)
+            for r in load_manifest(manifest).manifest.runs)
+        if done:
+            continue
+        t0, cpu0 = time.time(), time.process_time()
+        entries = train(c, out, progress=False)
+        acc = {k: v for k, v in entries[-1].metrics.items() if k.endswith("accuracy")}
+        print(f"{c.run} seed {c.seed}: {acc} ({time.time() - t0:.0f} s wall, {time.process_time() - cpu0:.0f} s CPU)",
+              flush=True)
 KEYS = (("rare_nt_cosine_mean", "cos_nt"), ("rare_task_interference_ratio", "interference_ratio"))
 COLUMNS = ("run", "d_model", "d_mlp", "seeds", "cos_nt_mean_over_checkpoints", "cos_nt_step_weighted",
            "cos_nt_spread_over_batches", "interference_ratio_mean_over_checkpoints", "interference_ratio_step_weighted")
@@ -82,6 +131,203 @@ def measure(source, runs: tuple[str, ...], out: Path, n_batches: int) -> tuple[l
     return rows, curves
 
 
+UNIT_COLUMNS = ("run", "d_model", "d_mlp", "rare_frequency", "seed", "step", "rare_accuracy", "common_accuracy",
+                "cos_nt", "cos_nt_sem", "cos_nt_batch_std", "cos_t", "cos_g", "cos_nt_all_params", "ratio",
+                "grad_norm_rare", "grad_norm_common", "grad_norm_background", "neuron_cos_common_rare",
+                "neuron_cos_background_rare", "top_k_overlap", "random_cos_std")
+
+
+def measure_sweep(series_dir: Path, out: Path, n_batches: int) -> list[dict]:
+    """One row per (run, seed, step) of the sweep: the analyzer's split cosines (signed), their spread over batches,
+    the interference ratio, each task's gradient norm, the population cosines of common / background vs the rare
+    task on the rare task's neurons, how many of the rare task's top-K neurons are also the common task's, the
+    checkpoint's accuracies, and the random-direction baseline 1/sqrt(D) (D = the rare neurons' parameter count)."""
+    import numpy as np
+
+    import interp
+    from interp.results import load_results
+
+    series = interp.load_series(series_dir)
+    runs = tuple(sweep_run_name(dm, mlp, f) for f, mlp in SWEEP_CELLS for dm in SWEEP_D_MODEL)
+    runs = tuple(r for r in runs if r in {x.name for x in series.manifest.runs})
+    settings = {"grad-interference": {"n_batches": n_batches, "check_first_order": False}}
+    interp.analyze(series, ["grad-interference"], settings,
+                   interp.RunOptions(out_dir=out, runs=runs, progress=True, device="cpu"))
+    entries = {r.name: r for r in series.manifest.runs}
+    rows = []
+    for res in load_results(out, "grad-interference"):
+        run = entries[res.run]
+        metrics = next(c.metrics for c in run.checkpoints if c.seed == res.seed and c.step == res.step)
+        rows.append(_unit_row(res, run, metrics))
+    return sorted(rows, key=lambda r: (r["rare_frequency"], r["d_mlp"], r["d_model"], r["seed"], r["step"]))
+
+
+def _unit_row(res, run, metrics: dict) -> dict:
+    import numpy as np
+
+    s, a = res.scalars, res.arrays
+    names, split = list(s["tasks"]), list(s["split_tasks"])
+    rare, common = names.index("rare"), names.index("common")
+    r = split.index("rare")
+    cos_nt = a["cos_nt"][r]                                                           # [batch]
+    k = a["task_neurons"].shape[1]
+    return dict(run=run.name, d_model=run.model["d_model"], d_mlp=run.model["d_mlp"],
+                rare_frequency=run.labels["rare_frequency"], seed=res.seed, step=res.step,
+                rare_accuracy=metrics["rare/accuracy"], common_accuracy=metrics["common/accuracy"],
+                cos_nt=float(cos_nt.mean()), cos_nt_sem=float(cos_nt.std(ddof=1) / np.sqrt(len(cos_nt))),
+                cos_nt_batch_std=float(cos_nt.std()), cos_t=float(a["cos_t"][r].mean()),
+                cos_g=float(a["cos_g"][r].mean()), cos_nt_all_params=float(a["cos_nt_all"][r].mean()),
+                ratio=s.get("rare_task_interference_ratio", float("nan")),
+                **{f"grad_norm_{t}": s["grad_norm"][t] for t in ("rare", "common", "background")},
+                neuron_cos_common_rare=float(a["neuron_cosine"][common, rare]),
+                neuron_cos_background_rare=float(a["neuron_cosine"][names.index("background"), rare]),
+                top_k_overlap=len(set(a["task_neurons"][rare]) & set(a["task_neurons"][common])) / k,
+                random_cos_std=float(1 / np.sqrt(k * (2 * run.model["d_model"] + 1))))
+
+
+LATE = 100    # steps from here on: past the early transient where every task's gradient is the output statistics
+CELL_COLUMNS = ("run", "d_model", "d_mlp", "rare_frequency", "seeds", "rare_accuracy_final", "cos_nt_early_abs",
+                "cos_nt_late_signed", "cos_nt_late_abs", "cos_nt_late_noise_abs", "cos_nt_batch_std_late",
+                "random_cos_std", "cos_nt_late_z", "ratio_step_weighted", "ratio_late", "grad_norm_common_late",
+                "grad_norm_rare_late", "top_k_overlap_late", "neuron_cos_common_rare_late")
+
+
+def cell_table(units: list[dict], n_batches: int) -> list[dict]:
+    """Per run: mean and spread over seeds of per-seed aggregates. ``early``: steps 3-30; ``late``: steps >= LATE.
+    ``cos_nt_late_noise_abs``: what |mean over n_batches batches| would be if every batch's cosine were independent
+    noise of the measured spread, sqrt(2/pi) * std / sqrt(n_batches) -- the floor |cos| cannot go below.
+    ``cos_nt_late_z``: the late signed mean pooled over seeds and steps over its standard error."""
+    import numpy as np
+
+    from interp.analyzers.grad_interference import step_weighted_mean
+
+    rows = []
+    for run in dict.fromkeys(u["run"] for u in units):
+        mine = [u for u in units if u["run"] == run]
+        seeds = sorted({u["seed"] for u in mine})
+        per_seed = {s: sorted((u for u in mine if u["seed"] == s), key=lambda u: u["step"]) for s in seeds}
+
+        def agg(fn):
+            v = np.array([fn(per_seed[s]) for s in seeds], dtype=float)
+            return (float(v.mean()), float(v.std()))
+
+        def late(key, f=lambda x: x):
+            return lambda us: np.mean([f(u[key]) for u in us if u["step"] >= LATE])
+
+        pooled = np.array([u["cos_nt"] for u in mine if u["step"] >= LATE])
+        first = mine[0]
+        rows.append(dict(
+            run=run, d_model=first["d_model"], d_mlp=first["d_mlp"], rare_frequency=first["rare_frequency"],
+            seeds=len(seeds), rare_accuracy_final=agg(lambda us: us[-1]["rare_accuracy"]),
+            cos_nt_early_abs=agg(lambda us: np.mean([abs(u["cos_nt"]) for u in us if 3 <= u["step"] <= 30])),
+            cos_nt_late_signed=agg(late("cos_nt")), cos_nt_late_abs=agg(late("cos_nt", abs)),
+            cos_nt_late_noise_abs=agg(late("cos_nt_batch_std", lambda x: np.sqrt(2 / np.pi) * x / np.sqrt(n_batches))),
+            cos_nt_batch_std_late=agg(late("cos_nt_batch_std")), random_cos_std=(first["random_cos_std"], 0.0),
+            cos_nt_late_z=(float(pooled.mean() / (pooled.std(ddof=1) / np.sqrt(len(pooled)))), 0.0),
+            ratio_step_weighted=agg(lambda us: step_weighted_mean([u["step"] for u in us], [u["ratio"] for u in us])),
+            ratio_late=agg(late("ratio")), grad_norm_common_late=agg(late("grad_norm_common")),
+            grad_norm_rare_late=agg(late("grad_norm_rare")), top_k_overlap_late=agg(late("top_k_overlap")),
+            neuron_cos_common_rare_late=agg(late("neuron_cos_common_rare"))))
+    return rows
+
+
+def write_tables(out: Path, name: str, rows: list[dict], columns: tuple[str, ...]) -> None:
+    """``name``.csv (means and ``_std`` columns for (mean, std) pairs) and ``name``.md (mean ± std)."""
+    def flat(r):
+        out = {}
+        for c in columns:
+            v = r[c]
+            if isinstance(v, tuple):
+                out[c], out[c + "_std"] = round(v[0], 4), round(v[1], 4)
+            else:
+                out[c] = round(v, 4) if isinstance(v, float) else v
+        return out
+
+    flats = [flat(r) for r in rows]
+    with open(out / f"{name}.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, list(flats[0]))
+        w.writeheader()
+        w.writerows(flats)
+
+    def cell(v):
+        if isinstance(v, tuple):
+            return f"{v[0]:.3g}" if v[1] == 0 else f"{v[0]:.3g} ± {v[1]:.2g}"
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r[c]) for c in columns) + " |" for r in rows]
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+
+
+def _cell_label(freq: float, d_mlp: int) -> str:
+    return f"rare freq {freq:g}, d_mlp {d_mlp}"
+
+
+def draw_vs_dmodel(cells: list[dict], out: Path) -> Path:
+    """|cos_nt| and signed cos_nt (late window) and the step-weighted ratio against d_model, one line per
+    (frequency, d_mlp), error bars = std over seeds; dashed: the noise floor of |cos| for that cell."""
+    from interp.report.plots import pyplot, save
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    for (freq, d_mlp), colour in zip(SWEEP_CELLS, ("C0", "C1", "C2")):
+        mine = sorted((c for c in cells if (c["rare_frequency"], c["d_mlp"]) == (freq, d_mlp)),
+                      key=lambda c: c["d_model"])
+        if not mine:
+            continue
+        x = [c["d_model"] for c in mine]
+        for ax, key in zip(axes, ("cos_nt_late_abs", "cos_nt_late_signed", "ratio_step_weighted")):
+            ax.errorbar(x, [c[key][0] for c in mine], yerr=[c[key][1] for c in mine], color=colour, marker="o",
+                        capsize=3, label=_cell_label(freq, d_mlp))
+        axes[0].plot(x, [c["cos_nt_late_noise_abs"][0] for c in mine], color=colour, ls="--", lw=1)
+    axes[0].plot([], [], color="k", ls="--", lw=1, label="noise floor: sqrt(2/pi) std_batch / sqrt(n)")
+    axes[1].axhline(0, color="k", lw=0.6)
+    for ax, title in zip(axes, (f"|cos(g_nt, g_rare)|, steps >= {LATE}", f"signed cos(g_nt, g_rare), steps >= {LATE}",
+                                "rare-task interference ratio, step-weighted")):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(SWEEP_D_MODEL, [str(d) for d in SWEEP_D_MODEL])
+        ax.set_xlabel("d_model")
+        ax.set_title(title, fontsize=10)
+    axes[0].set_ylabel("mean over batches, seeds (bars: std over 3 seeds)")
+    axes[2].set_ylabel("|I[common, rare]| / |I[rare, rare]|")
+    axes[0].legend(fontsize=7)
+    return save(fig, out / "sweep_vs_dmodel.png")
+
+
+def draw_time_course(units: list[dict], out: Path) -> Path:
+    """Rows: (frequency, d_mlp) cells; columns: signed cos_nt, interference ratio, rare-task accuracy; one line per
+    d_model, band = std over seeds."""
+    import numpy as np
+
+    from interp.report.plots import pyplot, save
+
+    plt = pyplot()
+    keys = (("cos_nt", "signed cos(g_nt, g_rare)"), ("ratio", "interference ratio"),
+            ("rare_accuracy", "rare-task accuracy"))
+    fig, axes = plt.subplots(len(SWEEP_CELLS), len(keys), figsize=(14, 3.3 * len(SWEEP_CELLS)), squeeze=False)
+    for row, (freq, d_mlp) in enumerate(SWEEP_CELLS):
+        for d_model, colour in zip(SWEEP_D_MODEL, ("C0", "C1", "C2", "C3")):
+            mine = [u for u in units if (u["rare_frequency"], u["d_mlp"], u["d_model"]) == (freq, d_mlp, d_model)]
+            steps = sorted({u["step"] for u in mine})
+            if not steps:
+                continue
+            for col, (key, _) in enumerate(keys):
+                v = np.array([[u[key] for u in mine if u["step"] == st] for st in steps])      # [step, seed]
+                x = [max(st, 1) for st in steps]
+                axes[row, col].plot(x, v.mean(1), color=colour, marker="o", ms=3, label=f"d_model {d_model}")
+                axes[row, col].fill_between(x, v.mean(1) - v.std(1), v.mean(1) + v.std(1), color=colour, alpha=0.2)
+        for col, (key, title) in enumerate(keys):
+            ax = axes[row, col]
+            ax.set_xscale("log")
+            ax.set_title(f"{title} -- {_cell_label(freq, d_mlp)}", fontsize=9)
+            if key == "cos_nt":
+                ax.axhline(0, color="k", lw=0.6)
+            if row == len(SWEEP_CELLS) - 1:
+                ax.set_xlabel("training step (step 0 drawn at 1)")
+    axes[0, 0].legend(fontsize=7)
+    return save(fig, out / "sweep_time_course.png")
+
+
 def draw(curves: dict, out: Path) -> None:
     from interp.report.plots import lines_by_run
 
@@ -101,8 +347,34 @@ def main() -> None:
     ap.add_argument("--scaled", action="store_true", help="also train and measure the d_model-scaled wide run")
     ap.add_argument("--n-batches", type=int, default=16, help="mixed batches per checkpoint for the split")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--sweep", type=Path, default=None, help="instead of the bundle: train (what is missing) and "
+                    "measure the d_model x d_mlp x frequency sweep in this folder (checkpoints: not in the repository)")
+    ap.add_argument("--train-only", action="store_true", help="with --sweep: train the missing runs and stop")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.sweep is not None:
+        train_sweep(args.sweep)
+        if not args.train_only:
+            sweep(args.sweep, args.out, args.n_batches)
+        return
+    bundled(args)
+
+
+def sweep(series_dir: Path, out: Path, n_batches: int) -> None:
+    units = measure_sweep(series_dir, series_dir.parent / "analysis", n_batches)
+    with open(out / "sweep_units.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, UNIT_COLUMNS)
+        w.writeheader()
+        w.writerows({k: round(v, 6) if isinstance(v, float) else v for k, v in u.items()} for u in units)
+    cells = cell_table(units, n_batches)
+    write_tables(out, "table", cells, CELL_COLUMNS)
+    draw_vs_dmodel(cells, out)
+    draw_time_course(units, out)
+    print((out / "table.md").read_text())
+
+
+def bundled(args) -> None:
+    """The bundled narrow / wide series (and, with --scaled, a d_model-128 wide run): bundled_table.csv / .md."""
     work = args.out / "work"
     rows, curves = measure(None, ("narrow", "wide"), work / "bundled", args.n_batches)
     matrices = [work / "bundled" / "grad-interference"]
@@ -119,14 +391,7 @@ def main() -> None:
     for d in matrices:
         for png in d.glob("interference_*.png"):
             shutil.copy(png, args.out / png.name)
-    with open(args.out / "table.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(str(r[c]) for c in COLUMNS) + " |" for r in rows]
-    (args.out / "table.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_tables(args.out, "bundled_table", rows, COLUMNS)
 
 
 if __name__ == "__main__":
