@@ -2,17 +2,27 @@
 
 The paper reports cos(g_nt, g_rare) -- the gradient of a mixed batch's non-task tokens against the rare task's
 reference gradient, on the rare task's neurons -- at 0.10 +- 0.09 in a 20M model and 0 +- 0.02 in a 1B one. This
-script measures it on the bundled competition series (``narrow``: d_mlp 8, ``wide``: d_mlp 256, both d_model 64)
-and, with ``--scaled``, on a series whose wide model also has twice the residual width (d_model 128, d_mlp 256),
-trained here with the bundled recipe. For each run it writes the mean over seeds of |cos(g_nt, g_rare)| and of the
-rare-task interference ratio (|interference[other task, rare]| / |interference[rare, rare]|), as the plain mean
-over the log-spaced checkpoints and step-weighted over training, plus the analyzer's figures.
+script measures it, and the rare-task interference ratio (|interference[other task, rare]| /
+|interference[rare, rare]|), in two modes.
+
+**Bundle** (default): the bundled competition series (``narrow``: d_mlp 8, ``wide``: d_mlp 256, both d_model 64)
+and, with ``--scaled``, a wide run with d_model 128 trained here with the bundled recipe. Writes
+``bundled_table.csv`` / ``.md`` (mean over seeds of |value|, plain mean over the log-spaced checkpoints and
+step-weighted), ``cos_nt_vs_step.png``, ``interference_ratio_vs_step.png`` and each run's last interference matrix.
+
+**Sweep** (``--sweep DIR``): d_model 64-512 x (rare frequency, d_mlp) in {(0.05, 8), (0.05, 256), (0.02, 256)},
+seeds 0-2, the bundled recipe (``make_bundled.competition_config``) cut to 800 steps with checkpoints at 0, 3, 10,
+30, 100, 200, 400, 800 -- 36 runs trained one after another on one thread into DIR (about 31 CPU-minutes; d_model
+512 is 0.17 s a step), then ``grad-interference`` on every checkpoint (16 mixed batches, no first-order check;
+about 9 CPU-minutes; its results go to DIR/../analysis). Writes ``sweep_units.csv`` (one row per run, seed, step:
+signed split cosines, their spread over batches, the ratio, each task's gradient norm, top-K neuron overlap,
+accuracies), ``table.csv`` / ``table.md`` (per cell, mean +- std over seeds: the early transient, steps 3-30, and
+the late window, steps >= 100, with the noise floor of the batch mean and the effective dimension of the neurons'
+inputs and of the unembedding), ``sweep_vs_dmodel.png``, ``sweep_time_course.png`` and ``sweep_mechanism.png``.
 
     python analyses/interference_vs_width.py --out analyses/results/interference            # bundle, ~2 min
     python analyses/interference_vs_width.py --out analyses/results/interference --scaled   # + ~8 min training
-
-Writes ``table.csv``, ``table.md``, ``cos_nt_vs_step.png`` and ``interference_ratio_vs_step.png`` (every run, mean
-and spread over seeds of the absolute values), and each run's interference matrix at its last step.
+    python analyses/interference_vs_width.py --out analyses/results/interference --sweep /tmp/isweep/series
 """
 
 from __future__ import annotations
@@ -133,6 +143,7 @@ def measure(source, runs: tuple[str, ...], out: Path, n_batches: int) -> tuple[l
 
 UNIT_COLUMNS = ("run", "d_model", "d_mlp", "rare_frequency", "seed", "step", "rare_accuracy", "common_accuracy",
                 "cos_nt", "cos_nt_sem", "cos_nt_batch_std", "cos_t", "cos_g", "cos_nt_all_params", "ratio",
+                "cos_common_rare_all_params",
                 "grad_norm_rare", "grad_norm_common", "grad_norm_background", "neuron_cos_common_rare",
                 "neuron_cos_background_rare", "top_k_overlap", "random_cos_std")
 
@@ -178,6 +189,7 @@ def _unit_row(res, run, metrics: dict) -> dict:
                 cos_nt_batch_std=float(cos_nt.std()), cos_t=float(a["cos_t"][r].mean()),
                 cos_g=float(a["cos_g"][r].mean()), cos_nt_all_params=float(a["cos_nt_all"][r].mean()),
                 ratio=s.get("rare_task_interference_ratio", float("nan")),
+                cos_common_rare_all_params=float(a["cosine"][common, rare]),
                 **{f"grad_norm_{t}": s["grad_norm"][t] for t in ("rare", "common", "background")},
                 neuron_cos_common_rare=float(a["neuron_cosine"][common, rare]),
                 neuron_cos_background_rare=float(a["neuron_cosine"][names.index("background"), rare]),
@@ -188,15 +200,18 @@ def _unit_row(res, run, metrics: dict) -> dict:
 LATE = 100    # steps from here on: past the early transient where every task's gradient is the output statistics
 CELL_COLUMNS = ("run", "d_model", "d_mlp", "rare_frequency", "seeds", "rare_accuracy_final", "cos_nt_early_abs",
                 "cos_nt_late_signed", "cos_nt_late_abs", "cos_nt_late_noise_abs", "cos_nt_batch_std_late",
-                "random_cos_std", "cos_nt_late_z", "ratio_step_weighted", "ratio_late", "grad_norm_common_late",
-                "grad_norm_rare_late", "top_k_overlap_late", "neuron_cos_common_rare_late")
+                "random_cos_std", "cos_nt_late_z", "ratio_step_weighted", "ratio_late", "norm_ratio_late",
+                "cos_common_rare_all_late_abs", "grad_norm_common_late", "grad_norm_rare_late", "top_k_overlap_late",
+                "neuron_cos_common_rare_late", "dim90_in", "dim90_out")
 
 
-def cell_table(units: list[dict], n_batches: int) -> list[dict]:
+def cell_table(units: list[dict], n_batches: int, dims: dict[str, dict]) -> list[dict]:
     """Per run: mean and spread over seeds of per-seed aggregates. ``early``: steps 3-30; ``late``: steps >= LATE.
     ``cos_nt_late_noise_abs``: what |mean over n_batches batches| would be if every batch's cosine were independent
     noise of the measured spread, sqrt(2/pi) * std / sqrt(n_batches) -- the floor |cos| cannot go below.
-    ``cos_nt_late_z``: the late signed mean pooled over seeds and steps over its standard error."""
+    ``cos_nt_late_z``: the late signed mean pooled over seeds and steps over its standard error. The ratio is
+    exactly |cos_all(g_common, g_rare)| * |g_common| / |g_rare| (``cos_common_rare_all_late_abs``,
+    ``norm_ratio_late``). ``dims``: ``subspace_dims``' effective dimensions, per run."""
     import numpy as np
 
     from interp.analyzers.grad_interference import step_weighted_mean
@@ -225,7 +240,12 @@ def cell_table(units: list[dict], n_batches: int) -> list[dict]:
             cos_nt_batch_std_late=agg(late("cos_nt_batch_std")), random_cos_std=(first["random_cos_std"], 0.0),
             cos_nt_late_z=(float(pooled.mean() / (pooled.std(ddof=1) / np.sqrt(len(pooled)))), 0.0),
             ratio_step_weighted=agg(lambda us: step_weighted_mean([u["step"] for u in us], [u["ratio"] for u in us])),
-            ratio_late=agg(late("ratio")), grad_norm_common_late=agg(late("grad_norm_common")),
+            ratio_late=agg(late("ratio")),
+            norm_ratio_late=agg(lambda us: np.mean([u["grad_norm_common"] / u["grad_norm_rare"] for u in us
+                                                    if u["step"] >= LATE])),
+            cos_common_rare_all_late_abs=agg(late("cos_common_rare_all_params", abs)),
+            dim90_in=(dims[run]["dim90_in"], 0.0), dim90_out=(dims[run]["dim90_out"], 0.0),
+            grad_norm_common_late=agg(late("grad_norm_common")),
             grad_norm_rare_late=agg(late("grad_norm_rare")), top_k_overlap_late=agg(late("top_k_overlap")),
             neuron_cos_common_rare_late=agg(late("neuron_cos_common_rare"))))
     return rows
@@ -257,6 +277,42 @@ def write_tables(out: Path, name: str, rows: list[dict], columns: tuple[str, ...
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(r[c]) for c in columns) + " |" for r in rows]
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+
+
+def subspace_dims(series_dir: Path, step: int = SWEEP_STEPS, n_sequences: int = 4096) -> dict[str, dict]:
+    """{run: mean over seeds of the effective dimension of the room a neuron's gradient has} at ``step``, against
+    the nominal 2 d_model + 1: ``pr_in``, the participation ratio (sum lambda)^2 / sum lambda^2 of the second moment
+    of the MLP's inputs (hook_resid_mid at every position of ``n_sequences`` mixed sequences; a neuron's W_in
+    gradient is a weighted sum of them), ``dim90_in`` the directions holding 90% of that second moment, and
+    ``pr_out`` / ``dim90_out`` the same for W_U with its mean over the vocabulary removed (a neuron's W_out gradient
+    is W_U @ dlogits summed over tokens, and dlogits sums to 0 over the vocabulary: it lies in that centred column
+    space, at most d_vocab - 1 = 95 dimensions whatever d_model is)."""
+    import numpy as np
+    import torch
+
+    import interp
+    from interp.loading import load_ref
+    from interp.tasks import MixtureSpec, MixtureStream
+
+    def spectrum(m) -> tuple[float, int]:
+        lam = torch.linalg.svdvals(m.double()).numpy() ** 2
+        dim90 = int(np.searchsorted(np.cumsum(lam) / lam.sum(), 0.9) + 1)
+        return float(lam.sum() ** 2 / (lam ** 2).sum()), dim90
+
+    series = interp.load_series(series_dir)
+    per_run: dict[str, list] = {}
+    for ref in series.refs():
+        if ref.step != step:
+            continue
+        model = load_ref(ref, device="cpu")
+        batch = MixtureStream(MixtureSpec.from_dict(ref.mixture), n_sequences, 10_000).batch(0)
+        with torch.inference_mode():
+            _, cache = model.run_with_cache(torch.as_tensor(batch.tokens), names_filter="blocks.0.hook_resid_mid")
+            pr_in, dim90_in = spectrum(cache["blocks.0.hook_resid_mid"].reshape(-1, model.cfg.d_model))
+            w_u = model.W_U - model.W_U.mean(1, keepdim=True)                        # [d_model, vocab]
+            per_run.setdefault(ref.run, []).append((pr_in, dim90_in, *spectrum(w_u.T)))
+    keys = ("pr_in", "dim90_in", "pr_out", "dim90_out")
+    return {run: dict(zip(keys, np.mean(v, axis=0).tolist())) for run, v in per_run.items()}
 
 
 def _cell_label(freq: float, d_mlp: int) -> str:
@@ -328,6 +384,52 @@ def draw_time_course(units: list[dict], out: Path) -> Path:
     return save(fig, out / "sweep_time_course.png")
 
 
+def draw_mechanism(cells: list[dict], units: list[dict], out: Path) -> Path:
+    """What the cosine and the ratio are made of, against d_model, one line per (frequency, d_mlp): the cosine's
+    spread over batches against the isotropic baseline of its nominal dimension; the effective dimension of the
+    neurons' inputs and of the unembedding; the ratio's two factors; the early transient; |cos_nt| against the
+    rare task's accuracy (late checkpoints of every seed)."""
+    import numpy as np
+
+    from interp.report.plots import pyplot, save
+
+    plt = pyplot()
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.2))
+    axes = axes.ravel()
+    panels = (("cos_nt_batch_std_late", "cos_nt spread over batches, steps >= 100"),
+              ("dim90_in", "dims holding 90% of the MLP inputs (solid) / centred W_U (dotted)"),
+              ("norm_ratio_late", "|g_common| / |g_rare|, steps >= 100"),
+              ("cos_common_rare_all_late_abs", "|cos(g_common, g_rare)|, all params, steps >= 100"),
+              ("cos_nt_early_abs", "|cos(g_nt, g_rare)|, steps 3-30 (the transient)"))
+    for (freq, d_mlp), colour in zip(SWEEP_CELLS, ("C0", "C1", "C2")):
+        mine = sorted((c for c in cells if (c["rare_frequency"], c["d_mlp"]) == (freq, d_mlp)),
+                      key=lambda c: c["d_model"])
+        x = [c["d_model"] for c in mine]
+        for ax, (key, _) in zip(axes, panels):
+            ax.errorbar(x, [c[key][0] for c in mine], yerr=[c[key][1] for c in mine], color=colour, marker="o",
+                        capsize=3, label=_cell_label(freq, d_mlp))
+        axes[1].plot(x, [c["dim90_out"][0] for c in mine], color=colour, ls=":", marker="s")
+    axes[0].plot(SWEEP_D_MODEL, [1 / np.sqrt(8 * (2 * d + 1)) for d in SWEEP_D_MODEL], "k--", lw=1,
+                 label="isotropic: 1/sqrt(K (2 d_model + 1))")
+    axes[1].plot(SWEEP_D_MODEL, SWEEP_D_MODEL, "k--", lw=1, label="d_model (nominal room)")
+    axes[1].set_yscale("log", base=2)
+    for ax, (_, title) in zip(axes, panels):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(SWEEP_D_MODEL, [str(d) for d in SWEEP_D_MODEL])
+        ax.set_xlabel("d_model")
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7)
+    late = [u for u in units if u["step"] >= LATE]
+    for d_model, colour in zip(SWEEP_D_MODEL, ("C0", "C1", "C2", "C3")):
+        mine = [u for u in late if u["d_model"] == d_model]
+        axes[5].scatter([u["rare_accuracy"] for u in mine], [abs(u["cos_nt"]) for u in mine], s=12, color=colour,
+                        label=f"d_model {d_model}")
+    axes[5].set_xlabel("rare-task accuracy at the checkpoint")
+    axes[5].set_title("|cos(g_nt, g_rare)| vs how far the rare task is learned (steps >= 100)", fontsize=9)
+    axes[5].legend(fontsize=7)
+    return save(fig, out / "sweep_mechanism.png")
+
+
 def draw(curves: dict, out: Path) -> None:
     from interp.report.plots import lines_by_run
 
@@ -366,10 +468,11 @@ def sweep(series_dir: Path, out: Path, n_batches: int) -> None:
         w = csv.DictWriter(f, UNIT_COLUMNS)
         w.writeheader()
         w.writerows({k: round(v, 6) if isinstance(v, float) else v for k, v in u.items()} for u in units)
-    cells = cell_table(units, n_batches)
+    cells = cell_table(units, n_batches, subspace_dims(series_dir))
     write_tables(out, "table", cells, CELL_COLUMNS)
     draw_vs_dmodel(cells, out)
     draw_time_course(units, out)
+    draw_mechanism(cells, units, out)
     print((out / "table.md").read_text())
 
 
