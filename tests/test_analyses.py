@@ -44,3 +44,36 @@ def test_rank_k_target_from_small_init_has_k_drops_and_longer_plateaus(tmp_path)
     firsts = [by_init[i][0] for i in small]
     assert all(a < b for a, b in zip(firsts, firsts[1:]))                     # smaller init, longer first plateau
     assert (tmp_path / "rank_k_loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_interference_sweep_cell_table_against_numpy():
+    """The sweep's per-cell aggregates of analyses/interference_vs_width.py against a float64 numpy recomputation
+    on synthetic per-checkpoint rows (no training: the sweep itself is run by hand)."""
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "analyses"))
+    import interference_vs_width as m
+
+    rng = np.random.default_rng(0)
+    steps, seeds, keys = [0, 3, 10, 30, 100, 400, 800], [0, 1, 2], ("cos_nt", "cos_nt_batch_std", "ratio",
+                                                                        "grad_norm_common", "grad_norm_rare")
+    units = [dict(run="dm64-mlp8-f0.05", d_model=64, d_mlp=8, rare_frequency=0.05, seed=s, step=st,
+                  rare_accuracy=0.1 * s + st / 1000, cos_common_rare_all_params=rng.normal(), top_k_overlap=1.0,
+                  neuron_cos_common_rare=rng.normal(), random_cos_std=0.03,
+                  **{k: float(rng.uniform(0.1, 1.0) * (1 if k != "cos_nt" else rng.choice([-1, 1]))) for k in keys})
+             for s in seeds for st in steps]
+    (row,) = m.cell_table(units, n_batches=16, dims={"dm64-mlp8-f0.05": dict(dim90_in=12.0, dim90_out=17.0)})
+    v = {k: np.array([[u[k] for u in units if u["seed"] == s] for s in seeds]) for k in keys}   # [seed, step]
+    late = np.array(steps) >= 100
+    per_seed = v["cos_nt"][:, late].mean(1)
+    assert np.allclose(row["cos_nt_late_signed"], (per_seed.mean(), per_seed.std()))
+    assert np.isclose(row["cos_nt_late_abs"][0], np.abs(v["cos_nt"][:, late]).mean())
+    floor = np.sqrt(2 / np.pi) * v["cos_nt_batch_std"][:, late] / 4
+    assert np.isclose(row["cos_nt_late_noise_abs"][0], floor.mean())
+    pooled = v["cos_nt"][:, late].ravel()
+    assert np.isclose(row["cos_nt_late_z"][0], pooled.mean() / pooled.std(ddof=1) * np.sqrt(pooled.size))
+    sw = [sum((r[1:] + r[:-1]) / 2 * np.diff(steps)) / steps[-1] for r in v["ratio"]]
+    assert np.allclose(row["ratio_step_weighted"], (np.mean(sw), np.std(sw)))
+    assert np.isclose(row["norm_ratio_late"][0], (v["grad_norm_common"] / v["grad_norm_rare"])[:, late].mean())
+    assert np.isclose(row["cos_nt_early_abs"][0], np.abs(v["cos_nt"][:, 1:4]).mean())
+    assert row["rare_accuracy_final"][0] == np.mean([0.1 * s + 0.8 for s in seeds]) and row["seeds"] == 3
