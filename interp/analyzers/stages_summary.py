@@ -4,6 +4,8 @@ over training. Figure specs only (``interp.report.figures``); the numbers come f
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from interp.results import Result, by_run_step
@@ -11,8 +13,9 @@ from interp.results import Result, by_run_step
 
 def _llc_units(r: Result, trace: np.ndarray) -> np.ndarray:
     """[chain, step] losses as n_beta (mean over chains - loss at w*): the running LLC each step stands for."""
-    with np.errstate(all="ignore"):
-        mean = np.nanmean(trace, axis=0) if np.isfinite(trace).any() else np.full(trace.shape[1], np.nan)
+    with warnings.catch_warnings():       # steps after every chain stopped (diverged) are all-NaN: left NaN, a gap
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(trace, axis=0)
     return r.scalars["llc_n_beta"] * (mean - r.scalars["llc_init_loss"])
 
 
