@@ -156,8 +156,11 @@ class Calibration:
 def calibrate_eps(params: list, loss_fn: Callable[[int], object], n: int, n_batches: int, config: SGLDConfig,
                   grid: np.ndarray, flat_tol: float = 3.0, margin: float = 10.0) -> Calibration:
     """Choose the SGLD step for this model from ``grid`` (a geometric grid, ``eps_grid``); every candidate runs the
-    chains of ``config`` (chains, burn-in, draws, seed) with its own eps. Ours (devinterp leaves the choice to
-    looking at loss traces; its advice: the trace must level off after burn-in and not blow up):
+    chains of ``config`` (chains, burn-in, draws, seed) with its own eps. Ours: devinterp 2.0.1 chooses nothing (its
+    SGLD docstring calls hyperparameter choice "more of an art than a science" and points to a calibration notebook
+    that sweeps eps and inspects loss traces; in code it only stops a chain whose loss turns NaN or inf and can
+    record per-step norms of the update's parts, ``save_metrics``). This turns the notebook's reading of the traces
+    (no blow-up, a trace that has levelled off after burn-in) into rules:
 
     - a candidate *diverges* when any chain does (``estimate_llc``);
     - it is *flat* when ``trace_trend`` <= ``flat_tol``: the least-squares slope of the chains' mean loss over the
@@ -167,11 +170,14 @@ def calibrate_eps(params: list, loss_fn: Callable[[int], object], n: int, n_batc
       unbounded at the divergence step eps h = 4; a step ``margin`` times below the largest stable one keeps that
       factor under 1 / (1 - 1 / margin) (11% for 10). Flatness cannot see this bias: a chain near divergence is
       flat, at the wrong level;
-    - the choice is the largest candidate at or below the ceiling that is flat and does not diverge.
+    - the choice is the largest candidate at or below the ceiling, if it is flat; if it is not, none is chosen
+      (``index`` -1): the chains are too short for a safe step. Smaller steps are not tried, because a step too small
+      to move the chains measurably also looks flat: mini-batch noise hides a slow climb, and the estimate is ~0.
 
     Candidates are run from the largest down: diverging ones stop early (cheap), those between the ceiling and the
-    largest non-diverging one are skipped, and the scan stops at the first candidate chosen. ``Calibration.estimate``
-    is that candidate's run, which is a full estimate with ``config``'s settings."""
+    largest non-diverging one are skipped, and the scan ends at the first candidate under the ceiling, so a
+    calibration costs about two full runs plus the diverging ones. ``Calibration.estimate`` is the chosen
+    candidate's run, which is a full estimate with ``config``'s settings."""
     grid = np.asarray(grid, dtype=float)
     k, steps = len(grid), config.n_burnin + config.n_draws
     cal = Calibration(grid, np.zeros(k, bool), np.zeros(k, int), np.full(k, np.nan), np.full(k, np.nan),
@@ -190,7 +196,7 @@ def calibrate_eps(params: list, loss_fn: Callable[[int], object], n: int, n_batc
                 continue
         if cal.trend[i] <= flat_tol:
             cal.index, cal.estimate = i, out
-            break
+        break       # the largest candidate under the ceiling decides (see the docstring)
     return cal
 
 
