@@ -55,13 +55,14 @@ def problem(bundled, tmp_path_factory):
 def test_one_sgld_step_is_the_same_update(problem):
     """w' = w - eps/2 (n_beta grad + gamma (w - w*)) + sqrt(eps) xi, in interp (replaying its noise generator) and in
     devinterp's default sampler ``SGMCMC.sgld`` (given the same noise through ``noise_generator``), from a point
-    w != w* so that the localisation term is exercised."""
+    w != w* so that the localisation term is exercised. A large step (1e-2: one step cannot diverge) and a shift of
+    every weight by 1e-2 make both drift terms far larger than the tolerance."""
     from devinterp.optim import SGMCMC
 
     from interp.llc import SGLDConfig, estimate_llc
 
-    model, _, loss, _ = problem
-    params = loss.params
+    _, _, loss, _ = problem
+    params, eps, tol = loss.params, 1e-2, 1e-6
     n_beta = loss.n / math.log(loss.n)
     w_star = [p.detach().clone() for p in params]
     seen = []
@@ -70,34 +71,36 @@ def test_one_sgld_step_is_the_same_update(problem):
         seen.append([p.detach().clone() for p in params])
         return loss.loss_fn(0)
 
+    def step(w, w0, g, xi):
+        return w - 0.5 * eps * (n_beta * g + GAMMA * (w - w0)) + math.sqrt(eps) * xi
+
     try:
         with torch.no_grad():     # start away from w*: shift every weight
             for p in params:
-                p.add_(1e-3)
+                p.add_(1e-2)
         start = [p.detach().clone() for p in params]
         grads = torch.autograd.grad(loss.loss_fn(0), params)
+        assert max(float((0.5 * eps * n_beta * g).abs().max()) for g in grads) > 100 * tol
+        assert 0.5 * eps * GAMMA * 1e-2 > 100 * tol
         # interp localises at the weights it starts from: two steps, the second with w != w*. ``seen``: the weights
         # at the loss at w*, then at each step
-        estimate_llc(params, recording, loss.n, 1, SGLDConfig(EPS, GAMMA, n_chains=1, n_burnin=1, n_draws=2, seed=3))
+        estimate_llc(params, recording, loss.n, 1, SGLDConfig(eps, GAMMA, n_chains=1, n_burnin=1, n_draws=2, seed=3))
         gen = torch.Generator().manual_seed(3)
-        w1 = [w - 0.5 * EPS * n_beta * g + math.sqrt(EPS) * torch.randn(w.shape, generator=gen)
-              for w, g in zip(start, grads)]
-        for got, want in zip(seen[2], w1):
-            torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+        for got, w, g in zip(seen[2], start, grads):
+            torch.testing.assert_close(got, step(w, w, g, torch.randn(w.shape, generator=gen)), rtol=0, atol=tol)
         with torch.no_grad():
             for p, w in zip(params, seen[2]):
                 p.copy_(w)
         g1 = torch.autograd.grad(loss.loss_fn(0), params)
         for got, w, w0, g in zip(seen[3], seen[2], start, g1):
-            want = w - 0.5 * EPS * (n_beta * g + GAMMA * (w - w0)) + math.sqrt(EPS) * torch.randn(w.shape, generator=gen)
-            torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
-        # devinterp: localised at w*, stepping from ``start``
+            torch.testing.assert_close(got, step(w, w0, g, torch.randn(w.shape, generator=gen)), rtol=0, atol=tol)
+        # devinterp: localised at w* (the weights when the optimizer is made), stepping from ``start``
         with torch.no_grad():
             for p, w0 in zip(params, w_star):
                 p.copy_(w0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            opt = SGMCMC.sgld(params, lr=EPS, localization=GAMMA, nbeta=n_beta)
+            opt = SGMCMC.sgld(params, lr=eps, localization=GAMMA, nbeta=n_beta)
         with torch.no_grad():
             for p, w in zip(params, start):
                 p.copy_(w)
@@ -107,8 +110,7 @@ def test_one_sgld_step_is_the_same_update(problem):
         gen = torch.Generator().manual_seed(5)
         for p, w, w0, g in zip(params, start, w_star, grads):
             xi = torch.normal(mean=0.0, std=1.0, size=w.shape, generator=gen)
-            torch.testing.assert_close(p.detach(), w - 0.5 * EPS * (n_beta * g + GAMMA * (w - w0)) + math.sqrt(EPS) * xi,
-                                       rtol=0, atol=1e-6)
+            torch.testing.assert_close(p.detach(), step(w, w0, g, xi), rtol=0, atol=tol)
     finally:
         with torch.no_grad():
             for p, w0 in zip(params, w_star):

@@ -70,27 +70,25 @@ def sgld_figures(results: list[Result], per_run: dict) -> list:
                           "number of steps (llc_trend in the numbers is the t-statistic of its slope over the draws).")]
     cal = [r for r in have if "calib_trace" in r.arrays]
     why = "calibration is off (calibrate=false): every checkpoint used the fixed eps"
-    cal_lines, cal_marks, title = [], [], "SGLD step-size calibration"
+    cal_lines, cal_marks, notes, title = [], [], [], "SGLD step-size calibration"
     if cal:
-        r = _last_units(cal)[min(_last_units(cal))]
+        r = _shown_calibration(cal)
         title += f" at {r.run} step {r.step}, seed {r.seed}"
-        for e, ran, div, trace in zip(r.arrays["calib_eps"], r.arrays["calib_ran"], r.arrays["calib_diverged"],
-                                      r.arrays["calib_trace"]):
-            if ran:
-                tag = " (chosen)" if r.scalars["calibrated"] and e == r.scalars["eps_used"] else \
-                    (" (diverged)" if div else "")
-                cal_lines.append(Line(list(range(trace.shape[1])), _llc_units(r, trace), f"eps {e:.1e}{tag}"))
+        cal_lines, notes = _calibration_lines(r)
         cal_marks = [Mark(r.config["n_burnin"], None, "", "", "end of burn-in")]
     eps_lines = per_run_lines(per_run, "eps_used") if cal else []
     figs += [
         Lines("sgld_calibration", title, x_label="SGLD step", y_label="n beta (loss - loss at checkpoint)",
-              lines=cal_lines, marks=cal_marks, log_x=False, group_title="step size", skip_reason="" if cal else why,
-              caption="Each candidate step size's SGLD chains at one checkpoint (mean over chains), largest first; "
-                      "candidates between the ceiling and the largest stable step are skipped (not drawn). A "
-                      "candidate diverges when a chain's loss blows up (its line stops); it qualifies when its "
-                      "curve is flat after burn-in (the slope's t-statistic below calib_flat_tol) and its step is at "
-                      "most the largest non-diverging step / calib_margin, which bounds SGLD's step-size bias. The "
-                      "chosen step is the largest that qualifies (interp.llc.calibrate_eps)."),
+              lines=cal_lines, marks=cal_marks, log_x=False, group_title="candidate", skip_reason="" if cal else why,
+              notes=notes,
+              caption="Each candidate step size's SGLD chains at one checkpoint (mean over chains), numbered from "
+                      "the largest. A candidate diverges when a chain's loss blows up (its line stops; drawn until it "
+                      "leaves the range of the others). The ceiling is the largest non-diverging step / calib_margin, "
+                      "which bounds SGLD's step-size bias; candidates between it and that step are skipped (not "
+                      "drawn), and the largest candidate under the ceiling is chosen if its curve is flat after "
+                      "burn-in (the t-statistic of its slope over the draws below calib_flat_tol). Otherwise none is "
+                      "(the chains are too short for a safe step) and the fixed eps is used "
+                      "(interp.llc.calibrate_eps)."),
         Lines("sgld_eps", "Calibrated SGLD step over training", y_label="eps used", lines=eps_lines, log_y=True,
               skip_reason="" if cal else why,
               caption="The step size each checkpoint's LLC was estimated with: the calibrated one, or the fixed eps "
@@ -98,3 +96,32 @@ def sgld_figures(results: list[Result], per_run: dict) -> list:
                       "curvature) need smaller steps."),
     ]
     return figs
+
+
+def _shown_calibration(cal: list[Result]) -> Result:
+    """The checkpoint whose calibration is drawn: the last step of the first run, lowest seed, preferring one where
+    a candidate qualified (its chosen trace is the interesting one)."""
+    ok = [r for r in cal if r.scalars.get("calibrated")] or cal
+    first = min(r.run for r in ok)
+    return min((r for r in ok if r.run == first), key=lambda r: (-r.step, r.seed))
+
+
+def _calibration_lines(r: Result) -> tuple[list, list[str]]:
+    """One line per candidate that ran, named in grid order (largest eps first); a diverging candidate is cut where
+    it leaves 3x the range of the others, so that they stay readable."""
+    from interp.report.figures import Line
+
+    a = r.arrays
+    ys = {i: _llc_units(r, a["calib_trace"][i]) for i in np.flatnonzero(a["calib_ran"])}
+    calm = [np.abs(y[np.isfinite(y)]) for i, y in ys.items() if not a["calib_diverged"][i]]
+    cap = 3 * max((float(v.max()) for v in calm if v.size), default=np.inf)
+    lines, notes = [], []
+    for i, y in ys.items():
+        e, div = float(a["calib_eps"][i]), bool(a["calib_diverged"][i])
+        chosen = bool(r.scalars["calibrated"]) and e == r.scalars["eps_used"]
+        tag = " (chosen)" if chosen else (" (diverged)" if div else "")
+        if div and cap < np.inf and (np.abs(y[np.isfinite(y)]) > cap).any():
+            notes.append(f"eps {e:.1e}: diverged, drawn until it passed {cap:.3g}")
+            y = np.where(np.abs(y) <= cap, y, np.nan)
+        lines.append(Line(list(range(len(y))), y, f"#{i + 1} eps {e:.1e}{tag}"))
+    return lines, notes
