@@ -13,6 +13,12 @@ and the LLC vs step with its boundaries.
 The SGLD step ``eps`` must suit the model: the chain is stable while ``eps * n_beta * (largest Hessian eigenvalue)``
 stays below ~4; diverged chains are reported per checkpoint (``llc_diverged``), and a stage analysis on a new model
 family should start by checking that count is 0 and the chain spread (``llc_std``) is small against the trend.
+``llc_trend`` says whether the chains levelled off after burn-in (``interp.llc.trace_trend``: the t-statistic of the
+loss's slope over the draws; above ~3 the chain is still moving). ``calibrate=true`` chooses eps per
+checkpoint instead (``interp.llc.calibrate_eps`` over a geometric grid from ``calib_eps_max`` down to
+``calib_eps_min``): the chosen eps (``eps_used``), every candidate's loss trace and the verdicts are stored, and
+``eps_used`` falls back to ``eps`` (``calibrated`` false) where no candidate qualifies. Off by default: it costs
+several extra SGLD runs per checkpoint (README, "Stages").
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import numpy as np
 
 from interp.analyzers.base import Analyzer, Needs, Scope, Unit
 from interp.config import Options, option
+from interp.errors import ConfigError
 from interp.determinism import deterministic
 from interp.report.series import summarize_scalars
 from interp.results import Result, by_run_step
@@ -41,6 +48,19 @@ class StagesConfig(Options):
     # SGLD needs many small steps, not large batches (the LLC's n is the whole prompt set either way)
     batch_tokens: int = option(1024, ge=1)
     seed: int = option(0, ge=0)
+    # per-checkpoint choice of eps (interp.llc.calibrate_eps); eps above is then the fallback
+    calibrate: bool = False
+    calib_eps_max: float = option(1e-2, gt=0)
+    calib_eps_min: float = option(1e-6, gt=0)
+    calib_n: int = option(9, ge=2)              # grid points, evenly spaced in log eps
+    calib_margin: float = option(10.0, ge=1)    # chosen eps <= largest non-diverging candidate / margin
+    calib_flat_tol: float = option(3.0, gt=0)   # flat: slope of the loss over the draws <= this many std errors
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.calib_eps_min >= self.calib_eps_max:
+            raise ConfigError(f"{self._where('calib_eps_min')} = {self.calib_eps_min}: must be below calib_eps_max "
+                              f"= {self.calib_eps_max} (the calibration grid runs from calib_eps_max down to it)")
 
 
 class Stages(Analyzer):
@@ -57,15 +77,21 @@ class Stages(Analyzer):
               "rate of change over log-steps changes sign (Hoogland et al., arXiv 2402.02364).\n\n"
               "Caveats: the SGLD step must suit the model (stable while eps x n beta x the largest Hessian "
               "eigenvalue stays below about 4); check that no chain diverged (llc_diverged in the numbers) and that "
-              "the chain spread (llc_std) is small against the trend. Log-spaced checkpoints resolve a drop only "
-              "to the nearest checkpoints.")
+              "the chain spread (llc_std) is small against the trend. The chains must also have levelled off after "
+              "burn-in (llc_trend, the t-statistic of the loss's slope over the draws, below about 3; the SGLD "
+              "trace figure): the default 30-step chains often have not (35 of the 72 bundled checkpoints), and "
+              "their LLC then grows with eps and with the number of steps, so compare it across checkpoints at one "
+              "eps only. calibrate=true chooses "
+              "eps per checkpoint (largest step 10x inside the divergence boundary whose trace is flat) and falls "
+              "back to eps where none qualifies. Log-spaced checkpoints resolve a drop only to the nearest "
+              "checkpoints.")
 
     def needs(self, ref) -> Needs:
         return Needs(scope=Scope.CHECKPOINT)
 
     @deterministic()
     def run(self, unit: Unit, ctx) -> Result:
-        from interp.metrics import scored_count, summed_loss, task_loss
+        from interp.metrics import scored_count, task_loss
 
         (ref,) = unit.refs
         model, prompts = ctx.model(ref), ctx.prompts(ref)
@@ -77,25 +103,39 @@ class Stages(Analyzer):
         # the groups partition the prompts: their token-weighted mean is the loss over all, without another pass
         result.scalars["loss_all"] = sum(losses[n] * counts[n] for n in losses) / max(1, sum(counts.values()))
         if self.config.llc:
-            from interp.llc import SGLDConfig, estimate_llc
-
-            prompts = self._train_prompts(ref, prompts, ctx)
-            order = np.random.default_rng(self.config.seed).permutation(len(prompts))
-            per = max(1, min(self.config.batch_prompts, self.config.batch_tokens // prompts.tokens.shape[1]))
-            batches = [order[i:i + per] for i in range(0, len(order), per)]
-            counts = [max(1, int(np.count_nonzero(prompts.loss_mask[b]))) for b in batches]
-
-            def loss_fn(i: int):
-                return summed_loss(model, prompts.tokens[batches[i]], prompts.loss_mask[batches[i]]) / counts[i]
-
-            cfg = SGLDConfig(self.config.eps, self.config.gamma, self.config.n_chains, self.config.n_burnin,
-                             self.config.n_draws, seed=self.config.seed)
-            params = [p for p in model.parameters() if p.requires_grad]
-            out = estimate_llc(params, loss_fn, n=sum(counts), n_batches=len(batches), config=cfg)
-            result.add("chain_llcs", np.asarray(out["chain_llcs"], dtype=float), ("chain",))
-            result.scalars.update(llc=out["llc"], llc_std=float(np.std(out["chain_llcs"])) if out["chain_llcs"]
-                                  else float("nan"), llc_diverged=out["diverged"])
+            self._llc(model, self._train_prompts(ref, prompts, ctx), result)
         return result
+
+    def _llc(self, model, prompts, result: Result) -> None:
+        """The LLC on ``prompts`` at the configured eps, or at the calibrated one (``calibrate``)."""
+        from interp.llc import SGLDConfig, calibrate_eps, eps_grid, estimate_llc, prompt_loss, trace_trend
+
+        c = self.config
+        per = max(1, min(c.batch_prompts, c.batch_tokens // prompts.tokens.shape[1]))
+        problem = prompt_loss(model, prompts, per, c.seed)
+        cfg = SGLDConfig(c.eps, c.gamma, c.n_chains, c.n_burnin, c.n_draws, seed=c.seed)
+        out = None
+        if c.calibrate:
+            cal = calibrate_eps(problem.params, problem.loss_fn, problem.n, len(problem.batches), cfg,
+                                eps_grid(c.calib_eps_max, c.calib_eps_min, c.calib_n), c.calib_flat_tol,
+                                c.calib_margin)
+            result.add("calib_eps", cal.grid, ("candidate",))
+            result.add("calib_ran", cal.ran, ("candidate",))
+            result.add("calib_diverged", cal.diverged, ("candidate",))
+            result.add("calib_trend", cal.trend, ("candidate",))
+            result.add("calib_llc", cal.llc, ("candidate",))
+            result.add("calib_trace", cal.traces, ("candidate", "chain", "sgld_step"))
+            result.scalars.update(calibrated=cal.index >= 0, calib_ceiling=cal.ceiling)
+            out, cfg = cal.estimate, SGLDConfig(cal.eps if cal.index >= 0 else c.eps, c.gamma, c.n_chains,
+                                                 c.n_burnin, c.n_draws, seed=c.seed)
+        if out is None:
+            out = estimate_llc(problem.params, problem.loss_fn, problem.n, len(problem.batches), cfg)
+        chains = out["chain_llcs"]
+        result.add("chain_llcs", np.asarray(chains, dtype=float), ("chain",))
+        result.add("llc_trace", out["trace"], ("chain", "sgld_step"))
+        result.scalars.update(llc=out["llc"], llc_std=float(np.std(chains)) if chains else float("nan"),
+                              llc_diverged=out["diverged"], llc_trend=trace_trend(out["trace"], c.n_burnin),
+                              eps_used=cfg.eps, llc_init_loss=out["init_loss"], llc_n_beta=out["n_beta"])
 
     def _train_prompts(self, ref, evaluation, ctx):
         """The LLC is a property of the loss the checkpoint was trained on: every task's *train* split plus background
@@ -111,7 +151,10 @@ class Stages(Analyzer):
         from interp.curves import rate_zero_crossings, s_curve_drops
         from interp.report.figures import Line, Mark, per_run_lines
 
-        out = summarize_scalars(results, ("llc", "llc_std", "llc_diverged", "loss_all"))
+        from interp.analyzers.stages_summary import sgld_figures, sgld_headline
+
+        out = summarize_scalars(results, ("llc", "llc_std", "llc_diverged", "llc_trend", "eps_used", "calibrated",
+                                          "loss_all"))
         out["drops"], out["boundaries"], out["headline"] = {}, {}, []
         loss_lines, marks = [], []
         for run, steps in by_run_step(results).items():
@@ -136,8 +179,10 @@ class Stages(Analyzer):
                     marks += [Mark(round(b, 1), None, run, "llc", "stage boundary") for b in bounds]
             loss_lines += _mean_lines(loss_lines, run)
             out["headline"] += _headline(run, steps, seeds, out)
+        out["headline"] += sgld_headline(results)
         llc_lines = per_run_lines(out["per_run"], "llc")
-        out["figures"] = [f.to_json() for f in _figures(loss_lines, llc_lines, marks)]
+        figures = _figures(loss_lines, llc_lines, marks) + sgld_figures(results, out["per_run"])
+        out["figures"] = [f.to_json() for f in figures]
         return out
 
 
