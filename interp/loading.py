@@ -416,7 +416,18 @@ def _assign(model: HookedTransformer, state: dict, where: Path) -> None:
     if unexpected:
         raise CheckpointError(f"{where}: the converted weights have tensors the model has no place for "
                               f"({unexpected[:5]}); refusing to load a partial model")
-    state = model.fill_missing_keys({k: v for k, v in state.items() if k in own})
+    state = {k: v for k, v in state.items() if k in own}
+    # TransformerLens' fill_missing_keys fills a missing weight matrix with the model's own, uninitialised (torch.empty)
+    # values: garbage that is sometimes inf/NaN. The one a converter legitimately omits is the positional embedding of
+    # a model that has none (ALiBi: BLOOM), which the forward pass never reads: zeros. Any other missing matrix is a
+    # partial checkpoint.
+    for k in own:
+        if k not in state and "W_" in k:
+            if k == "pos_embed.W_pos" and model.cfg.positional_embedding_type != "standard":
+                state[k] = torch.zeros_like(own[k], device="cpu")
+            else:
+                raise CheckpointError(f"{where}: the converted weights lack {k}; refusing to load a partial model")
+    state = model.fill_missing_keys(state)
     with torch.no_grad():
         model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False, assign=True)
         del state

@@ -154,6 +154,9 @@ def test_logits_equal_transformers(case, tmp_path):
     assert model.cfg.original_architecture == reference.config.architectures[0]
     diff = (got - expected).abs().max().item()
     assert diff <= 1e-4, f"{case}: max |logit difference| {diff:.2e}"
+    if model.cfg.positional_embedding_type != "standard" and hasattr(model, "pos_embed"):
+        # unused by the forward pass, but analyzers read every weight: zeros, never uninitialised memory
+        assert not model.pos_embed.W_pos.any()
 
 
 def test_unsupported_architectures_name_the_supported_ones(tmp_path):
