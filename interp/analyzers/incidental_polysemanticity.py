@@ -108,7 +108,7 @@ class IncidentalPolysemanticity(Analyzer):
     method = ("Features are the operand tokens of the run's tasks (n of them); neurons are all MLP neurons "
               "(m). A feature's direct input weight to a neuron is its embedding row, centred on the features' "
               "mean, through W_in; each feature's weights are divided by its largest |weight|, and a neuron "
-              "carries the feature when that relative weight lies in the band [0.8, 1.2] (within 80% of the "
+              "carries the feature when that relative weight lies between 0.8 and 1.2 (within 80% of the "
               "feature's strongest neuron), the counting rule of Lecomte et al. (arXiv 2312.03096) on a relative "
               "scale. A neuron carrying more than one feature is polysemantic. Their toy autoencoder (one-hot "
               "features, L1 on weights, m >= n) ends with about n²/(4m) polysemantic neurons, from features that "

@@ -17,7 +17,7 @@ PAPER = ("Lecomte et al. (arXiv 2312.03096) find that a toy autoencoder with L1 
          "the same neuron by chance and have opposite signs stay together.")
 SEEDS = "Thin lines are single seeds, the thick line their mean; colour is the run."
 RULE = ("A neuron carries a task-token feature when the token's direct input weight to it (centred embedding row "
-        "through W_in) is within 80% of that token's strongest neuron (the paper's band [0.8, 1.2] on a relative "
+        "through W_in) is within 80% of that token's strongest neuron (the paper's band from 0.8 to 1.2 on a relative "
         "scale).")
 
 

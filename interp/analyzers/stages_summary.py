@@ -67,7 +67,9 @@ def sgld_figures(results: list[Result], per_run: dict) -> list:
                           "times n beta: the running value the LLC averages after burn-in (dashed line). A trustworthy "
                           "estimate needs this to have levelled off; a curve still climbing at the end means the "
                           "chains had not mixed in the steps given, and the LLC then grows with eps and with the "
-                          "number of steps (llc_trend in the numbers is the t-statistic of its slope over the draws).")]
+                          "number of steps (llc_trend in the numbers is the t-statistic of its slope over the draws). "
+                          "Lau et al. (arXiv 2308.12108), who define the estimator, and devinterp's guidance read "
+                          "these traces the same way.")]
     cal = [r for r in have if "calib_trace" in r.arrays]
     why = "calibration is off (calibrate=false): every checkpoint used the fixed eps"
     cal_lines, cal_marks, notes, title = [], [], [], "SGLD step-size calibration"
@@ -88,12 +90,13 @@ def sgld_figures(results: list[Result], per_run: dict) -> list:
                       "drawn), and the largest candidate under the ceiling is chosen if its curve is flat after "
                       "burn-in (the t-statistic of its slope over the draws below calib_flat_tol). Otherwise none is "
                       "(the chains are too short for a safe step) and the fixed eps is used "
-                      "(interp.llc.calibrate_eps)."),
+                      "(interp.llc.calibrate_eps). devinterp's guidance (after Lau et al., arXiv 2308.12108) is to "
+                      "take the largest step whose chains stay stable and level off."),
         Lines("sgld_eps", "Calibrated SGLD step over training", y_label="eps used", lines=eps_lines, log_y=True,
               skip_reason="" if cal else why,
               caption="The step size each checkpoint's LLC was estimated with: the calibrated one, or the fixed eps "
                       "where no candidate qualified (calibrated false in the numbers). Sharper minima (larger "
-                      "curvature) need smaller steps."),
+                      "curvature) need smaller steps (the SGLD estimator of Lau et al., arXiv 2308.12108)."),
     ]
     return figs
 
