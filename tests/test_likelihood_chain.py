@@ -314,3 +314,14 @@ def test_editing_the_choices_file_changes_the_unit_key(tmp_path):
     path.write_text('{"prompt": "a", "choices": [" b", " c"], "answer": 1}\n')
     assert analyzer.input_digests() != first
     assert LikelihoodChain().input_digests() == {}
+    calls = []
+    import interp.manifest as manifest
+
+    real = manifest.file_sha256
+    manifest.file_sha256 = lambda p: calls.append(p) or real(p)
+    try:
+        for _ in range(5):   # five checkpoints' unit keys: the unchanged file is hashed at most once
+            analyzer.input_digests()
+    finally:
+        manifest.file_sha256 = real
+    assert len(calls) == 0

@@ -133,10 +133,19 @@ class LikelihoodChain(Analyzer):
               "whole vocabulary, so log p, p and p among choices carry the same information there.")
 
     def input_digests(self) -> dict[str, str]:
+        """The choices file's sha256, hashed once per version of the file (not once per checkpoint of a long
+        series): memoised on its size and modification time, so an edit still rehashes."""
         from interp.manifest import file_sha256
 
         path = self.config.choices_file
-        return {"choices_file": file_sha256(Path(path))} if path is not None and Path(path).is_file() else {}
+        if path is None or not Path(path).is_file():
+            return {}
+        st = Path(path).stat()
+        memo = self.__dict__.setdefault("_digests", {})
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        if key not in memo:
+            memo[key] = file_sha256(Path(path))
+        return {"choices_file": memo[key]}
 
     def needs(self, ref) -> Needs:
         return Needs(scope=Scope.CHECKPOINT)

@@ -63,8 +63,17 @@ def test_injected_enospc_at_every_write_site(series, tmp_path, monkeypatch):
 
 
 def test_read_only_out_is_a_clear_error(series, tmp_path):
+    """An --out that cannot be written: a read-only folder for an ordinary user; as root (who ignores permissions, as
+    CI runs), a folder under a regular file, which no user can create."""
     if os.geteuid() == 0:
-        pytest.skip("root ignores file permissions; the read-only case is covered by the tmpfs test")
+        blocker = tmp_path / "a-file"
+        blocker.write_text("not a folder")
+        out = blocker / "out"
+        with pytest.raises(OutputError, match="(cannot write|could not be written).*Not a directory") as e:
+            interp.analyze(series, ["neuron-stats"], options=_opts(out))
+        assert str(blocker) in str(e.value)
+        assert blocker.read_text() == "not a folder"
+        return
     out = tmp_path / "ro"
     out.mkdir()
     out.chmod(0o500)
