@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -89,6 +88,7 @@ def peak_rss(n_prompts: int, batch_size: int) -> float:
 
 
 def _cache_once(n_prompts: int, batch_size: int) -> None:
+    from benchmarks.memory import peak_rss_mb
     from interp.activations.cache import ActivationCache, CacheSettings
     from interp.api import load_series
     from interp.loading import load_ref
@@ -97,10 +97,10 @@ def _cache_once(n_prompts: int, batch_size: int) -> None:
     model = load_ref(ref, device="cpu")
     prompts = prompts_for(ref, n_prompts)
     root = Path(tempfile.mkdtemp(prefix="interp-bench-"))
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base = peak_rss_mb()
     ActivationCache(CacheSettings(root, batch_size=batch_size)).ensure(ref, prompts, [HOOK], model_fn=lambda: model)
     shutil.rmtree(root)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     print(json.dumps({"peak_rss_mb": peak, "before_mb": base}))
 
 

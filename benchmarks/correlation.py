@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -93,10 +92,11 @@ def timed(fn) -> float:
 
 
 def rss_of_streaming(tokens: int, units: int) -> float:
-    code = ("import sys, json, resource; sys.path.insert(0, '.'); import benchmarks.correlation as b; "
+    code = ("import sys, json; sys.path.insert(0, '.'); import benchmarks.correlation as b; "
+            "from benchmarks.memory import peak_rss_mb; "
             f"from interp.activations.stats import StreamingCorrelation as S; s = S(); "
             f"[s.update(x, x) for x in b.make_chunks({tokens}, {units})]; s.result(); "
-            "print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))")
+            "print(json.dumps(peak_rss_mb()))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     return float(out.stdout.strip().splitlines()[-1])

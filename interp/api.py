@@ -122,7 +122,8 @@ def unit_key(analyzer: Analyzer, refs: tuple[CheckpointRef, ...], ctx: Context) 
     """Everything a unit's result depends on. A stored result counts as complete only under the same key: other
     weights (sha256), another config, other prompts, other cache settings or processing all recompute."""
     s = ctx.settings
-    parts = {"schema": SCHEMA_VERSION, "analyzer": analyzer.name, "config": analyzer.config_dict(),
+    parts = {"schema": SCHEMA_VERSION, "analyzer": analyzer.name, "version": analyzer.version,
+             "config": analyzer.config_dict(),
              "checkpoints": [(r.id, r.sha256, r.processing.key()) for r in refs],
              "prompts": ctx.prompts(refs[0]).digest(), "storage_dtype": s.cache.storage_dtype,
              "nonfinite": s.cache.nonfinite}

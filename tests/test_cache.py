@@ -31,9 +31,18 @@ def test_streamed_cache_equals_in_memory_run_with_cache(setup, tmp_path):
         np.testing.assert_array_equal(stored, ref_cache[h].numpy())
         assert arr.attrs["checkpoint"] == ref.id and arr.attrs["sha256"] == ref.sha256
         assert arr.dims[:2] == ("prompt", "pos")
-        chunks = list(arr.chunks(rows=50))
+        chunks = list(arr.blocks(50))
         assert sum(len(c) for c in chunks) == len(prompts)
         np.testing.assert_array_equal(np.concatenate(chunks), stored)
+        # a token budget: whole prompts, about that many token vectors per block, whole HDF5 chunks when larger
+        per_prompt = int(np.prod(stored.shape[1:-1]))
+        for tokens in (1, 50 * per_prompt + 3, 10**9):
+            rows = arr.rows_for(tokens)
+            want = max(1, tokens // per_prompt)
+            assert rows == (want if want < arr.chunk_rows else want - want % arr.chunk_rows)
+            blocks = list(arr.chunks(tokens))
+            assert all(len(b) == rows for b in blocks[:-1])
+            np.testing.assert_array_equal(np.concatenate(blocks), stored)
 
 
 def test_gradients_are_each_prompts_own_loss_gradient(setup, tmp_path):

@@ -18,8 +18,9 @@ def chunks_of(x: np.ndarray, sizes):
 
 def test_running_moments_match_numpy_with_uneven_chunks():
     rng = np.random.default_rng(0)
-    x = np.concatenate([rng.gamma(2.0, 1.0, (3000, 5)), rng.normal(50, 0.01, (3000, 1))], axis=1) - 1.0
+    x = np.concatenate([rng.gamma(2.0, 1.0, (7000, 5)), rng.normal(50, 0.01, (7000, 1))], axis=1) - 1.0
     rm = RunningMoments(6, active_threshold=0.0)
+    # the last chunk (4,480 rows) spans three of the accumulator's internal 2,048-row blocks
     for c in chunks_of(x, [1, 7, 999, 13, 1500]):
         rm.update(torch.from_numpy(c.astype(np.float32)))
     r = {k: v.numpy() for k, v in rm.result().items()}
@@ -32,6 +33,13 @@ def test_running_moments_match_numpy_with_uneven_chunks():
     np.testing.assert_allclose(r["skew"], (d**3).mean(0) / var**1.5, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(r["kurtosis"], (d**4).mean(0) / var**2, rtol=1e-7)  # non-excess: normal -> 3
     np.testing.assert_allclose(r["act_freq"], (x32 > 0).mean(0))
+
+
+def test_running_moments_leave_a_float64_input_untouched():
+    x = torch.randn(5000, 3, dtype=torch.float64) + 7.0
+    before = x.clone()
+    RunningMoments(3).update(x)
+    assert torch.equal(x, before)
 
 
 def test_running_moments_constant_column_is_defined():

@@ -69,12 +69,30 @@ def test_blocks_in_small_passes_equal_brute_force():
         yb = np.concatenate([xs[b][:, l * d:(l + 1) * d].astype(np.float64) @ rotation(4, b, l, d)
                              for l in range(n_layers)], 1)
         cb = np.corrcoef(xs[a].astype(np.float64), yb, rowvar=False)[:12, 12:]
-        np.testing.assert_allclose(out["baseline_max"][a, b], cb.max(1), atol=1e-5)
+        np.testing.assert_allclose(out["baseline_max"][a, b], cb.max(1), atol=1e-6)
         for l in range(n_layers):   # brute-force matching: the best of all 4! permutations
             blk = c[l * d:(l + 1) * d, l * d:(l + 1) * d]
             best = max(permutations(range(d)), key=lambda p: sum(blk[i, p[i]] for i in range(d)))
             np.testing.assert_allclose(out["matched_corr"][a, b, l * d:(l + 1) * d],
                                        [blk[i, best[i]] for i in range(d)], atol=1e-6)
+
+
+def test_rotated_baseline_from_sums_survives_large_means():
+    """The baseline comes from the real block's sums and each input's Gram matrix (no rotated pass); with means
+    100 and 200 times the spread, raw sums would lose every digit. Against float64 brute force on rotated
+    copies."""
+    rng = np.random.default_rng(9)
+    d = 8
+    z = rng.normal(size=(5000, 3))
+    x = (100.0 + np.abs(z @ rng.normal(size=(3, d)) + 0.5 * rng.normal(size=(5000, d)))).astype(np.float32)
+    y = (-100.0 + 0.5 * (z @ rng.normal(size=(3, d)) + rng.normal(size=(5000, d)))).astype(np.float32)
+    out = cross_seed_correlations(chunked([x, y], [1000, 3000, 1000], 1), n_seeds=2, n_layers=1, d=d, seed=3)
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    for a, b, (u, v) in ((0, 1, (x64, y64)), (1, 0, (y64, x64))):
+        cb = np.corrcoef(u, v @ rotation(3, b, 0, d), rowvar=False)[:d, d:]
+        np.testing.assert_allclose(out["baseline_max"][a, b], cb.max(1), atol=1e-6)
+        c = np.corrcoef(u, v, rowvar=False)[:d, d:]
+        np.testing.assert_allclose(out["max_corr"][a, b], c.max(1), atol=1e-6)
 
 
 def test_rotated_copy_has_no_excess_correlation():

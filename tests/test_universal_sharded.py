@@ -37,7 +37,7 @@ def four_layer_series(tmp_path_factory):
 
 def _run(refs, prompts, root, **cfg):
     ctx = Context(ContextSettings(CacheSettings(root / "cache", batch_size=64), "cpu", PromptSource(fixed=prompts)))
-    analyzer = UniversalNeurons(UniversalNeurons.config_from({"chunk_rows": 70, **cfg}))
+    analyzer = UniversalNeurons(UniversalNeurons.config_from({"chunk_tokens": 70 * 8, **cfg}))
     for ref in refs:
         ctx.ensure(ref, analyzer.needs(ref))
     result = analyzer.run(Unit(analyzer.name, tuple(refs)), ctx)

@@ -1,15 +1,23 @@
 """Cross-seed neuron correlations, in blocks that can run anywhere (SCIENCE.md section 3).
 
-The unit of work is a ``Block``: the Pearson correlations between the neurons of seed ``a`` at layer ``la`` and
-those of seed ``b`` at layer ``lb``, streamed over every token (``StreamingCorrelation``: shifted float32 GEMMs
-into float64 sums). A *real* block (a < b) yields both directions' maxima; a *baseline* block correlates seed a
-with seed b's activations multiplied by a random orthogonal matrix (Haar; one per (seed, layer), drawn from
-``default_rng([seed, b, lb])`` so any worker can redraw it) and yields seed a's maxima against that.
+The unit of work is a ``Block``: seed ``a`` at layer ``la`` against seed ``b`` at layer ``lb`` (a < b). One
+streaming pass gives, per input (seed, layer), its shifted column sums and Gram matrix (``ShiftedColumns``) and,
+per block, the float64 cross sums of shifted float32 GEMMs (``CrossSums``). From those sums alone a block yields
+four sets of maxima: each side's best real correlation, and each side against the *other* side rotated by a random
+orthogonal matrix (Haar; one per (seed, layer), drawn from ``default_rng([seed, b, lb])`` so any worker can redraw
+it), the baseline of Gurnee et al.
 
-``run_blocks`` accumulates any set of blocks in one pass over the activations; ``reduce`` assembles the
-per-neuron maxima (and, within-layer, the one-to-one Hungarian matching) from any collection of block results.
-The serial path (all blocks, in passes bounded by memory) and a sharded one (one task per (layer pair, seed pair),
-``shards``) run the same block computations on the same chunks, so their arrays are identical, bit for bit.
+Why the baseline costs no pass of its own: for ``z = y R`` (shifted by the same ``R``), ``sum(x^T z) = sum(x^T y)
+R`` and ``sum(z_j^2) = (R^T G R)_jj`` with ``G`` the Gram matrix of y. So the rotated correlations are d^3 float64
+products at the end instead of a streamed GEMM over every token per (seed, other seed, layer pair): with n seeds
+the tokens are multiplied n(n-1)/2 L^2 times plus n L half-cost Grams, not 3 n(n-1)/2 L^2 times (the reference
+code streams each rotated baseline as a run of its own). It is also exact where the old way rounded the rotated
+activations to float32.
+
+``run_blocks`` accumulates any set of blocks in one pass over the activations; ``reduce`` assembles the per-neuron
+maxima (and, within-layer, the one-to-one Hungarian matching) from any collection of block results. The serial
+path (all blocks, in passes bounded by memory) and a sharded one (one task per (seed pair, layer pair), ``shards``)
+run the same computations on the same chunks, so their arrays are identical, bit for bit.
 """
 
 from __future__ import annotations
@@ -19,10 +27,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from interp.activations.stats import StreamingCorrelation
+from interp.activations.stats import CrossSums, ShiftedColumns, Workspace, pearson
 
 # chunks: a function returning a fresh iterator of {(seed, layer): [token, neuron] array} for the keys asked
 Chunks = Callable[[set[tuple[int, int]]], Iterator[dict[tuple[int, int], np.ndarray]]]
+
+BLOCK_ROWS = 1024   # tokens per float32 GEMM: see StreamingCorrelation on the accuracy of float32 partial sums
 
 
 @dataclass(frozen=True, order=True)
@@ -30,8 +40,7 @@ class Block:
     a: int
     la: int
     b: int
-    lb: int
-    real: bool          # True: seed a vs seed b (a < b); False: seed a vs rotated seed b (a != b)
+    lb: int             # a < b
 
     @property
     def inputs(self) -> set[tuple[int, int]]:
@@ -41,10 +50,12 @@ class Block:
 @dataclass
 class BlockResult:
     block: Block
-    row_max: np.ndarray                  # [d] per neuron of (a, la): max over the block's columns
-    row_arg: np.ndarray                  # [d] column index (neuron of (b, lb))
-    col_max: np.ndarray | None = None    # real blocks: per neuron of (b, lb), max over (a, la)
-    col_arg: np.ndarray | None = None
+    row_max: np.ndarray                  # [d] per neuron of (a, la): max real r over the neurons of (b, lb)
+    row_arg: np.ndarray                  # [d] that neuron's index
+    col_max: np.ndarray                  # [d] per neuron of (b, lb): max over (a, la)
+    col_arg: np.ndarray
+    base_row_max: np.ndarray             # [d] per neuron of (a, la): max r against rotated (b, lb)
+    base_col_max: np.ndarray             # [d] per neuron of (b, lb): max r against rotated (a, la)
     matched: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None)   # la == lb: rows, cols, r
 
 
@@ -59,30 +70,21 @@ def rotation(seed: int, b: int, layer: int, d: int) -> np.ndarray:
 
 
 def all_blocks(n_seeds: int, n_layers: int) -> list[Block]:
-    real = [Block(a, la, b, lb, True) for a in range(n_seeds) for b in range(a + 1, n_seeds)
+    return [Block(a, la, b, lb) for a in range(n_seeds) for b in range(a + 1, n_seeds)
             for la in range(n_layers) for lb in range(n_layers)]
-    base = [Block(a, la, b, lb, False) for a in range(n_seeds) for b in range(n_seeds) if a != b
-            for la in range(n_layers) for lb in range(n_layers)]
-    return real + base
 
 
 def shards(n_seeds: int, n_layers: int) -> list[list[Block]]:
-    """One shard per (seed pair, layer pair): the real block and the two baseline blocks that read the same two
-    layers' activations (a vs rotated b, b vs rotated a)."""
-    out = []
-    for a in range(n_seeds):
-        for b in range(a + 1, n_seeds):
-            for la in range(n_layers):
-                for lb in range(n_layers):
-                    out.append([Block(a, la, b, lb, True), Block(a, la, b, lb, False), Block(b, lb, a, la, False)])
-    return out
+    """One shard per (seed pair, layer pair): one block, reading two layers' activations."""
+    return [[k] for k in all_blocks(n_seeds, n_layers)]
 
 
 def passes(blocks: list[Block], d: int, memory_bytes: float) -> list[list[Block]]:
-    """Blocks grouped so each pass's float64 sums (d x d per block) fit in ``memory_bytes``, grouped by the row
-    layer so a pass reads few layers."""
-    per_pass = max(1, int(memory_bytes // (d * d * 8 * 1.5)))
-    ordered = sorted(blocks, key=lambda k: (k.la, k.a, k.lb, k.b, k.real))
+    """Blocks grouped so each pass's float64 sums fit in ``memory_bytes`` (per block its d x d cross sums, per
+    input it reads a d x d Gram matrix: at most two per block, ~20 bytes per entry with scratch), grouped by the
+    row layer so a pass reads few layers."""
+    per_pass = max(1, int(memory_bytes // (d * d * 20 * 3)))
+    ordered = sorted(blocks, key=lambda k: (k.la, k.a, k.lb, k.b))
     return [ordered[i:i + per_pass] for i in range(0, len(ordered), per_pass)]
 
 
@@ -91,29 +93,38 @@ def run_blocks(blocks: list[Block], chunks: Chunks, d: int, rotation_seed: int, 
     """One streaming pass over the activations that ``blocks`` need; returns each block's maxima."""
     import torch
 
-    needed = set().union(*(k.inputs for k in blocks))
-    rotated = {(k.b, k.lb) for k in blocks if not k.real}
-    rot = {key: torch.as_tensor(rotation(rotation_seed, key[0], key[1], d), dtype=torch.float32, device=device)
-           for key in sorted(rotated)}
-    acc = {k: StreamingCorrelation() for k in blocks}
-    for chunk in chunks(needed):
+    ws = Workspace()
+    needed = sorted(set().union(*(k.inputs for k in blocks)))
+    cols = {key: ShiftedColumns(gram=True, ws=ws) for key in needed}
+    cross = {k: CrossSums(ws) for k in blocks}
+    for chunk in chunks(set(needed)):
         xs = {key: torch.as_tensor(np.ascontiguousarray(chunk[key]), dtype=torch.float32, device=device)
-              for key in sorted(needed)}
-        rs = {key: xs[key] @ rot[key] for key in sorted(rotated)}
-        for k in blocks:
-            acc[k].update(xs[(k.a, k.la)], xs[(k.b, k.lb)] if k.real else rs[(k.b, k.lb)])
-    return [_summarise(k, acc.pop(k).result().cpu().numpy(), matching) for k in blocks]
+              for key in needed}
+        for start in range(0, len(xs[needed[0]]), BLOCK_ROWS):
+            shifted = {key: cols[key].shifted(x[start:start + BLOCK_ROWS]) for key, x in xs.items()}
+            for key, x in shifted.items():
+                cols[key].add(x)
+            for k in blocks:
+                cross[k].add(shifted[(k.a, k.la)], shifted[(k.b, k.lb)])
+    rot = {key: torch.as_tensor(rotation(rotation_seed, key[0], key[1], d), dtype=torch.float64, device=device)
+           for key in needed}
+    return [_summarise(k, cols[(k.a, k.la)], cols[(k.b, k.lb)], cross.pop(k).sxy, rot, matching) for k in blocks]
 
 
-def _summarise(block: Block, c: np.ndarray, matching: bool) -> BlockResult:
-    out = BlockResult(block, c.max(1), c.argmax(1))
-    if block.real:
-        out.col_max, out.col_arg = c.max(0), c.argmax(0)
-        if matching and block.la == block.lb:
-            from scipy.optimize import linear_sum_assignment
+def _summarise(k: Block, x: ShiftedColumns, y: ShiftedColumns, sxy, rot: dict, matching: bool) -> BlockResult:
+    n = x.n
+    vx, vy = x.variance_sums(), y.variance_sums()
+    c = pearson(n, x.s, y.s, vx, vy, sxy).cpu().numpy()
+    ry, rx = rot[(k.b, k.lb)], rot[(k.a, k.la)]
+    (sy_r, vy_r), (sx_r, vx_r) = y.rotated(ry), x.rotated(rx)
+    base_row = pearson(n, x.s, sy_r, vx, vy_r, sxy @ ry).amax(1).cpu().numpy()
+    base_col = pearson(n, y.s, sx_r, vy, vx_r, sxy.T @ rx).amax(1).cpu().numpy()
+    out = BlockResult(k, c.max(1), c.argmax(1), c.max(0), c.argmax(0), base_row, base_col)
+    if matching and k.la == k.lb:
+        from scipy.optimize import linear_sum_assignment
 
-            r, k = linear_sum_assignment(-c)
-            out.matched = (r, k, c[r, k])
+        r, j = linear_sum_assignment(-c)
+        out.matched = (r, j, c[r, j])
     return out
 
 
@@ -127,12 +138,10 @@ def reduce(results: Iterable[BlockResult], n_seeds: int, n_layers: int, d: int,
     baseline, matched = np.full(shape, -np.inf), np.full(shape, np.nan)
     for res in sorted(results, key=lambda r: r.block):
         k = res.block
-        rows = slice(k.la * d, (k.la + 1) * d)
-        if not k.real:
-            baseline[k.a, k.b, rows] = np.maximum(baseline[k.a, k.b, rows], res.row_max)
-            continue
+        rows, cols = slice(k.la * d, (k.la + 1) * d), slice(k.lb * d, (k.lb + 1) * d)
+        baseline[k.a, k.b, rows] = np.maximum(baseline[k.a, k.b, rows], res.base_row_max)
+        baseline[k.b, k.a, cols] = np.maximum(baseline[k.b, k.a, cols], res.base_col_max)
         _merge(max_corr[k.a, k.b, rows], best[k.a, k.b, rows], res.row_max, res.row_arg + k.lb * d)
-        cols = slice(k.lb * d, (k.lb + 1) * d)
         _merge(max_corr[k.b, k.a, cols], best[k.b, k.a, cols], res.col_max, res.col_arg + k.la * d)
         if res.matched is not None:
             r, c, v = res.matched

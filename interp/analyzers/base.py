@@ -70,6 +70,9 @@ class Analyzer(ABC):
     Result: ClassVar[type[Result]] = Result
     # what ``select`` requires of a checkpoint, said when it selects nothing (e.g. "runs with tasks in their mixture")
     requires: ClassVar[str] = ""
+    # bumped when a change to the method alters the numbers a unit produces: part of the unit key, so results an
+    # older interp saved are recomputed, not served
+    version: ClassVar[int] = 1
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)

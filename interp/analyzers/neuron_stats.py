@@ -31,7 +31,7 @@ WEIGHT_STATS = ("w_in_norm", "w_out_norm", "cos_in_out", "vocab_cos_mean", "voca
 class NeuronStatsConfig(Options):
     positions: Literal["all", "label"] = "all"   # every token position, or only the one that predicts LABEL
     active_threshold: float = 0.0   # on the pre-activation; 0 is where ReLU/GELU neurons switch on
-    chunk_rows: int = option(4096, ge=1)
+    chunk_tokens: int = option(16384, ge=1)   # token vectors per block read from the cache (bounds memory)
 
 
 class NeuronStatsResult(Result):
@@ -45,6 +45,7 @@ class NeuronStats(Analyzer):
     description = "per-neuron pre-activation moments, activation frequency and weight geometry"
     Config = NeuronStatsConfig
     Result = NeuronStatsResult
+    version = 2
     question = ("What do the MLP neurons look like: how heavy-tailed and how often active are their "
                 "pre-activations, and how are their weights shaped?")
     method = ("Per checkpoint, every MLP neuron's pre-activation (blocks.L.mlp.hook_pre) is streamed over every "
@@ -69,7 +70,7 @@ class NeuronStats(Analyzer):
         per_layer = {k: [] for k in STATS}
         for layer in range(n_layers):
             acc = RunningMoments(d_mlp, self.config.active_threshold, device=ctx.device)
-            for chunk in ctx.acts(ref, act_name("pre", layer)).chunks(self.config.chunk_rows):
+            for chunk in ctx.acts(ref, act_name("pre", layer)).chunks(self.config.chunk_tokens):
                 x = torch.from_numpy(chunk).to(ctx.device)  # [prompt, pos, neuron]
                 x = x[:, LABEL_POS] if self.config.positions == "label" else x.reshape(-1, d_mlp)
                 acc.update(x)

@@ -53,7 +53,7 @@ class TaskAllocationConfig(Options):
     core_mass: float = option(0.7, gt=0, le=1)   # mass of the core sets whose overlap is rare_common_overlap
     top_k: int = option(0, ge=0)                 # ablate each task's top-k neurons; 0: its whole mass set
     check_neurons: int = option(8, ge=1)         # per task: top neurons and as many random ones, one at a time
-    chunk_rows: int = option(4096, ge=1)
+    chunk_tokens: int = option(16384, ge=1)   # token vectors per block read from the cache (bounds memory)
     seed: int = option(0, ge=0)
 
 
@@ -190,7 +190,8 @@ class TaskAllocation(Analyzer):
             total = np.zeros((n_tasks, acts.shape[-1]))
             bg_sum = np.zeros(acts.shape[1:])
             start = 0
-            for a, g in zip(acts.chunks(self.config.chunk_rows), grads.chunks(self.config.chunk_rows)):
+            rows = acts.rows_for(self.config.chunk_tokens)
+            for a, g in zip(acts.blocks(rows), grads.blocks(rows)):
                 ids = task_id[start:start + len(a)]
                 per_prompt = np.abs((a.astype(np.float64) * g).sum(1))               # [prompt, neuron]
                 keep = ids >= 0

@@ -46,7 +46,7 @@ from interp.results import Result
 @dataclass(frozen=True)
 class UniversalNeuronsConfig(Options):
     threshold: float = option(0.5, ge=0, le=2)   # excess correlation above which a neuron is universal
-    chunk_rows: int = option(2048, ge=1)         # prompts per chunk read from the cache
+    chunk_tokens: int = option(16384, ge=1)      # token vectors per chunk read from the cache (bounds memory)
     seed: int = option(0, ge=0)                  # of the random rotations
     matching: bool = True                        # also the one-to-one (Hungarian) matching
     memory_gb: float = option(4.0, gt=0)         # for the float64 cross sums: bounds the blocks taken per pass
@@ -71,6 +71,7 @@ class UniversalNeurons(Analyzer):
     description = "cross-seed neuron correlations vs a random-rotation baseline; universal neurons per layer"
     Config = UniversalNeuronsConfig
     Result = UniversalNeuronsResult
+    version = 2
     requires = "at least two seeds of a run at the same step (it correlates neurons across seeds)"
     question = "Which MLP neurons recur in every seed, more than a random rotation of the same activations would?"
     method = ("For all seeds of a run at one step, on identical prompts, the Pearson correlation of every neuron of "
@@ -95,12 +96,12 @@ class UniversalNeurons(Analyzer):
         d = ctx.acts(refs[0], act_name("post", 0)).shape[-1]
         c = self.config
         if c.shard:
-            job = partial(shard_job, paths, d=d, seed=c.seed, rows=c.chunk_rows, device=ctx.device, matching=c.matching)
+            job = partial(shard_job, paths, d=d, seed=c.seed, tokens=c.chunk_tokens, device=ctx.device, matching=c.matching)
             parts = ctx.map(job, cross_seed.shards(n, n_layers))
             out = cross_seed.reduce([b for part in parts for b in part], n, n_layers, d, c.matching)
             passes = len(parts)
         else:
-            out = cross_seed.cross_seed_correlations(lambda keys: stream_chunks(paths, keys, c.chunk_rows), n,
+            out = cross_seed.cross_seed_correlations(lambda keys: stream_chunks(paths, keys, c.chunk_tokens), n,
                                                      n_layers, d, c.seed, ctx.device, c.matching,
                                                      c.memory_gb * 2**30)
             passes = len(cross_seed.passes(cross_seed.all_blocks(n, n_layers), d, c.memory_gb * 2**30))
@@ -134,17 +135,20 @@ class UniversalNeurons(Analyzer):
 
 
 def stream_chunks(paths: dict[tuple[int, int], str], keys: set[tuple[int, int]],
-                  rows: int) -> Iterator[dict[tuple[int, int], np.ndarray]]:
-    """Per chunk of prompts, {(seed, layer): [token, neuron]} for the cached activations ``keys`` need."""
+                  tokens: int) -> Iterator[dict[tuple[int, int], np.ndarray]]:
+    """Per chunk of about ``tokens`` tokens, {(seed, layer): [token, neuron]} for the cached activations ``keys``
+    need; every array is read with the same prompts per chunk, so their rows stay aligned."""
     from interp.activations.store import HookArray
 
-    readers = {k: HookArray(paths[k]).chunks(rows) for k in sorted(keys)}
+    arrays = {k: HookArray(paths[k]) for k in sorted(keys)}
+    rows = next(iter(arrays.values())).rows_for(tokens)
+    readers = {k: a.blocks(rows) for k, a in arrays.items()}
     for block in zip(*readers.values()):
         yield {k: b.reshape(-1, b.shape[-1]) for k, b in zip(readers, block)}
 
 
-def shard_job(paths: dict[tuple[int, int], str], blocks: list, d: int, seed: int, rows: int, device: str,
+def shard_job(paths: dict[tuple[int, int], str], blocks: list, d: int, seed: int, tokens: int, device: str,
               matching: bool) -> list:
     """One shard (a seed pair at a layer pair): its blocks over the two layers it reads. Picklable: on a Dask
     cluster it runs on any worker that sees the cache."""
-    return cross_seed.run_blocks(blocks, lambda keys: stream_chunks(paths, keys, rows), d, seed, device, matching)
+    return cross_seed.run_blocks(blocks, lambda keys: stream_chunks(paths, keys, tokens), d, seed, device, matching)

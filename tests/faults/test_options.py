@@ -9,8 +9,8 @@ from interp.errors import ConfigError
 
 
 @pytest.mark.parametrize("analyzer, key, value, valid", [
-    ("neuron-stats", "chunk_rows", -5, ">= 1"),
-    ("neuron-stats", "chunk_rows", 0, ">= 1"),
+    ("neuron-stats", "chunk_tokens", -5, ">= 1"),
+    ("neuron-stats", "chunk_tokens", 0, ">= 1"),
     ("task-allocation", "mass", 2, "<= 1"),
     ("task-allocation", "mass", float("nan"), "NaN"),
     ("task-allocation", "top_k", -1, ">= 0"),

@@ -65,3 +65,15 @@ def test_changed_settings_recompute(series, tmp_path):
                           _opts(out)).ran == 8
     summary = json.loads((out / "neuron-stats" / "summary.json").read_text())
     assert summary["units"] == 8
+
+
+def test_results_of_an_older_method_recompute(series, tmp_path, monkeypatch):
+    """A method change that alters the numbers bumps the analyzer's version: results saved before it are
+    recomputed, not served (as universal-neurons' results were when its baseline moved to exact sums)."""
+    from interp.analyzers.neuron_stats import NeuronStats
+
+    out = tmp_path / "o"
+    assert interp.analyze(series, ["neuron-stats"], options=_opts(out)).ran == 8
+    assert interp.analyze(series, ["neuron-stats"], options=_opts(out)).ran == 0
+    monkeypatch.setattr(NeuronStats, "version", NeuronStats.version + 1)
+    assert interp.analyze(series, ["neuron-stats"], options=_opts(out)).ran == 8
