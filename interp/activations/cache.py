@@ -104,10 +104,13 @@ class ActivationCache:
         def keep(act, hook):
             if hook.name in grad_hooks:
                 act.retain_grad()
-            store[hook.name] = act
+            # forward-only hooks are converted to the storage dtype at once, on the calling thread, while the
+            # activation is hot in cache; the float32 tensor is then free for the allocator to hand to the next op
+            store[hook.name] = act if hook.name in grad_hooks else act.detach().to(storage)
             return act
 
         stop = None if grad_hooks else stop_layer(hooks, model.cfg.n_layers)
+        storage = getattr(torch, self.s.storage_dtype)
         bs = self.s.batch_size
         # Writing runs on one background thread so the next batch's forward pass overlaps this batch's conversion
         # and HDF5 write (torch releases the GIL while it computes). The queue holds at most two batches, so memory
@@ -133,9 +136,9 @@ class ActivationCache:
                         model.run_with_hooks(toks, fwd_hooks=fwd, stop_at_layer=stop)
                 self.forward_passes += 1
                 for h in hooks:
-                    out.put((h, False, store[h].detach()))
+                    out.put((h, False, *self._prepare(h, False, store[h].detach(), meta)))
                 for h in grad_hooks:
-                    out.put((h, True, store[h].grad))
+                    out.put((h, True, *self._prepare(h, True, store[h].grad, meta)))
                 store.clear()
             out.close()
             for w in writers.values():
@@ -146,11 +149,14 @@ class ActivationCache:
                 w.abort()
             raise
 
-    def _write(self, writers: dict, hook: str, grad: bool, t, meta: dict, paths: dict) -> None:
+    def _prepare(self, hook: str, grad: bool, t, meta: dict) -> tuple:
+        """(numpy array in the storage dtype, its count of non-finite values), on the calling thread.
+
+        Conversion and the finiteness count run in torch (multi-threaded, one pass each; in numpy they cost more
+        than the forward pass itself on small models), and here rather than on the writer thread: torch ops there
+        start a second OpenMP team, four threads on two cores."""
         import torch
 
-        # dtype conversion and the finiteness count run in torch (multi-threaded, one pass each): in numpy they
-        # cost more than the forward pass itself on small models (benchmarks/cache.py)
         t = t.to(getattr(torch, self.s.storage_dtype))   # first: float16 storage overflows above 65,504
         n_bad = 0
         if t.is_floating_point() and not torch.isfinite(t.sum(dtype=torch.float32)):  # finite iff every term is
@@ -159,7 +165,10 @@ class ActivationCache:
             raise NonFiniteError(f"non-finite {'gradient' if grad else 'activation'} at hook {hook!r} of checkpoint "
                                  f"{meta['checkpoint']} (storage dtype {self.s.storage_dtype}); pass "
                                  f"nonfinite='keep' to store and count them")
-        arr = t.cpu().numpy()
+        return t.cpu().numpy(), n_bad
+
+    def _write(self, writers: dict, hook: str, grad: bool, arr, n_bad: int, meta: dict, paths: dict) -> None:
+        """On the writer thread: numpy and HDF5 only."""
         w = writers.get((hook, grad))
         if w is None:
             dims = ("prompt", "pos") + tuple(f"dim{i}" for i in range(arr.ndim - 2))

@@ -106,19 +106,21 @@ def run_blocks(blocks: list[Block], chunks: Chunks, d: int, rotation_seed: int, 
                 cols[key].add(x)
             for k in blocks:
                 cross[k].add(shifted[(k.a, k.la)], shifted[(k.b, k.lb)])
-    rot = {key: torch.as_tensor(rotation(rotation_seed, key[0], key[1], d), dtype=torch.float64, device=device)
-           for key in needed}
-    return [_summarise(k, cols[(k.a, k.la)], cols[(k.b, k.lb)], cross.pop(k).sxy, rot, matching) for k in blocks]
+    n = cols[needed[0]].n
+    sums = {}   # per input, once (not per block): R, s, variance sums, and the same two of the input rotated by R
+    for key in needed:
+        r = torch.as_tensor(rotation(rotation_seed, key[0], key[1], d), dtype=torch.float64, device=device)
+        sums[key] = (r, cols[key].s, cols[key].variance_sums(), *cols[key].rotated(r))
+    del cols
+    return [_summarise(k, n, sums[(k.a, k.la)], sums[(k.b, k.lb)], cross.pop(k).sxy, matching) for k in blocks]
 
 
-def _summarise(k: Block, x: ShiftedColumns, y: ShiftedColumns, sxy, rot: dict, matching: bool) -> BlockResult:
-    n = x.n
-    vx, vy = x.variance_sums(), y.variance_sums()
-    c = pearson(n, x.s, y.s, vx, vy, sxy).cpu().numpy()
-    ry, rx = rot[(k.b, k.lb)], rot[(k.a, k.la)]
-    (sy_r, vy_r), (sx_r, vx_r) = y.rotated(ry), x.rotated(rx)
-    base_row = pearson(n, x.s, sy_r, vx, vy_r, sxy @ ry).amax(1).cpu().numpy()
-    base_col = pearson(n, y.s, sx_r, vy, vx_r, sxy.T @ rx).amax(1).cpu().numpy()
+def _summarise(k: Block, n: int, x: tuple, y: tuple, sxy, matching: bool) -> BlockResult:
+    """Maxima of the real block and both baselines from sums (``x``, ``y``: the two inputs' entries of ``sums``)."""
+    (rx, sx, vx, sx_r, vx_r), (ry, sy, vy, sy_r, vy_r) = x, y
+    c = pearson(n, sx, sy, vx, vy, sxy).cpu().numpy()
+    base_row = pearson(n, sx, sy_r, vx, vy_r, sxy @ ry).amax(1).cpu().numpy()
+    base_col = pearson(n, sy, sx_r, vy, vx_r, sxy.T @ rx).amax(1).cpu().numpy()
     out = BlockResult(k, c.max(1), c.argmax(1), c.max(0), c.argmax(0), base_row, base_col)
     if matching and k.la == k.lb:
         from scipy.optimize import linear_sum_assignment
