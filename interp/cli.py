@@ -51,7 +51,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise InterpError("give --checkpoint-dir or --manifest, not both")
     names = args.analyzer or registry.names()
     settings = _parse_sets(args.set, names)
-    opts = api.RunOptions(out_dir=args.out, device=args.device, batch_size=args.batch_size,
+    opts = api.RunOptions(out_dir=args.out, device=args.device, batch_size=args.batch_size, batch_tokens=args.batch_tokens,
                           runs=tuple(args.run) or None, prompts=PromptSource(tokens_file=args.tokens, tokenizer=args.tokenizer,
                                                                                 window=args.window),
                           progress=not args.quiet, allow_pickle=args.allow_pickle, nonfinite=args.nonfinite,
@@ -175,6 +175,8 @@ def _analyze_parser(sub: Any) -> None:
     p.add_argument("--out", type=Path, default=Path("interp-results"), help="output folder")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--batch-size", type=int, default=512, help="prompts per forward pass")
+    p.add_argument("--batch-tokens", type=int, default=8192,
+                   help="and at most this many tokens per forward pass (bounds memory at long contexts)")
     p.add_argument("--run", action="append", default=[], help="only these runs (repeatable)")
     p.add_argument("--tokens", type=Path, help="prompts for series without tasks: a .npy of [prompt, pos] token ids, "
                    "or a .txt / .jsonl text file tokenized with the checkpoint's own tokenizer")

@@ -67,8 +67,14 @@ class Context:
 
     @property
     def batch_size(self) -> int:
-        """Prompts per forward pass (``RunOptions.batch_size``), for analyzers that run the model themselves."""
+        """Prompts per forward pass (``RunOptions.batch_size``) before the token cap: for inputs that set their own
+        memory budget (a choices file's logits)."""
         return self.settings.cache.batch_size
+
+    def batch_rows(self, prompts: PromptSet) -> int:
+        """Prompts of ``prompts`` per forward pass (``RunOptions.batch_size`` capped by ``batch_tokens``), for
+        analyzers that run the model themselves."""
+        return self.settings.cache.rows_per_pass(prompts.tokens.shape[1])
 
     def prompts(self, ref: CheckpointRef, source: PromptSource | None = None) -> PromptSet:
         """The prompts ``ref`` is evaluated on (``source``: another set, e.g. a training split), built once."""

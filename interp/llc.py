@@ -61,20 +61,24 @@ class SGLDConfig:
 
 
 def estimate_llc(params: list, loss_fn: Callable[[int], object], n: int, n_batches: int,
-                 config: SGLDConfig = SGLDConfig()) -> dict:
+                 config: SGLDConfig = SGLDConfig(), init_loss: float | None = None) -> dict:
     """``loss_fn(i)``: the mean loss on batch ``i`` (0 <= i < n_batches) at the current parameter values, a torch
     scalar with a graph to ``params``; ``n``: the number of samples the loss averages over in all. The parameters
     are restored to w* afterwards. Returns ``llc`` (mean over chains that did not diverge; NaN if all did),
     ``chain_llcs``, ``diverged`` (count), ``init_loss``, ``n_beta`` and ``trace`` ([chain, step] loss at every
-    step, burn-in included; NaN after a diverged chain stopped)."""
+    step, burn-in included; NaN after a diverged chain stopped). ``init_loss``: the mean over batches of
+    ``loss_fn(i)`` at w*, when the caller can compute it faster (``PromptLoss.init_loss``: a few large no-grad
+    passes instead of one per mini-batch)."""
     import torch
 
     n_beta = n / math.log(n)
     w_star = [p.detach().clone() for p in params]
     gen = torch.Generator(device=params[0].device).manual_seed(config.seed)
     batch_rng = np.random.default_rng(config.seed)
-    with torch.no_grad():
-        init = float(np.mean([float(loss_fn(i)) for i in range(n_batches)]))
+    if init_loss is None:
+        with torch.no_grad():
+            init_loss = float(np.mean([float(loss_fn(i)) for i in range(n_batches)]))
+    init = float(init_loss)
     limit = config.diverge_factor * (abs(init) + 1)
     n_steps = config.n_burnin + config.n_draws
     trace = np.full((config.n_chains, n_steps), np.nan)
@@ -154,7 +158,8 @@ class Calibration:
 
 
 def calibrate_eps(params: list, loss_fn: Callable[[int], object], n: int, n_batches: int, config: SGLDConfig,
-                  grid: np.ndarray, flat_tol: float = 3.0, margin: float = 10.0) -> Calibration:
+                  grid: np.ndarray, flat_tol: float = 3.0, margin: float = 10.0,
+                  init_loss: float | None = None) -> Calibration:
     """Choose the SGLD step for this model from ``grid`` (a geometric grid, ``eps_grid``); every candidate runs the
     chains of ``config`` (chains, burn-in, draws, seed) with its own eps. Ours: devinterp 2.0.1 chooses nothing (its
     SGLD docstring calls hyperparameter choice "more of an art than a science" and points to a calibration notebook
@@ -185,7 +190,8 @@ def calibrate_eps(params: list, loss_fn: Callable[[int], object], n: int, n_batc
     for i, eps in enumerate(grid):
         if np.isfinite(cal.ceiling) and eps > cal.ceiling * (1 + 1e-9):
             continue
-        out = estimate_llc(params, loss_fn, n, n_batches, replace(config, eps=float(eps)))
+        out = estimate_llc(params, loss_fn, n, n_batches, replace(config, eps=float(eps)), init_loss)
+        init_loss = out["init_loss"]   # the same w* for every candidate: computed once
         cal.ran[i], cal.diverged[i], cal.llc[i], cal.traces[i] = True, out["diverged"], out["llc"], out["trace"]
         cal.trend[i] = trace_trend(out["trace"], config.n_burnin)
         if out["diverged"]:
@@ -210,6 +216,19 @@ class PromptLoss:
     loss_fn: Callable[[int], object]
     n: int
     batches: list[np.ndarray]
+    prompts: object = None   # the PromptSet, for ``init_loss``
+    counts: list[int] | None = None
+
+    def init_loss(self, model, chunk: int = 512) -> float:
+        """The mean over batches of ``loss_fn(i)`` at the current weights, from per-prompt losses taken ``chunk``
+        prompts per no-grad pass: one pass per mini-batch cost more than the SGLD chains (100 small passes per
+        checkpoint of the universal family)."""
+        from interp.metrics import prompt_losses
+
+        order = np.concatenate(self.batches)
+        per_prompt = prompt_losses(model, self.prompts.tokens, self.prompts.loss_mask, order, chunk)
+        sums = np.add.reduceat(per_prompt, np.cumsum([0] + [len(b) for b in self.batches[:-1]]))
+        return float(np.mean(sums / np.asarray(self.counts)))
 
 
 def prompt_loss(model, prompts, batch_prompts: int, seed: int) -> PromptLoss:
@@ -224,4 +243,5 @@ def prompt_loss(model, prompts, batch_prompts: int, seed: int) -> PromptLoss:
     def loss_fn(i: int):
         return summed_loss(model, prompts.tokens[batches[i]], prompts.loss_mask[batches[i]]) / counts[i]
 
-    return PromptLoss([p for p in model.parameters() if p.requires_grad], loss_fn, sum(counts), batches)
+    return PromptLoss([p for p in model.parameters() if p.requires_grad], loss_fn, sum(counts), batches, prompts,
+                      counts)

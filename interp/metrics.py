@@ -58,6 +58,17 @@ def summed_loss(model, tokens, mask) -> torch.Tensor:
     return masked_next_token_loss(model(toks), toks, batch_tensor(mask, device), reduction="none").sum()
 
 
+def prompt_losses(model, tokens, mask, rows: np.ndarray, chunk: int) -> np.ndarray:
+    """[len(rows)] each prompt's summed scored loss (float64), ``chunk`` rows per forward pass, no graph built."""
+    device = next(model.parameters()).device
+    out = []
+    with torch.inference_mode():
+        for c in in_chunks(rows, chunk):
+            toks = token_tensor(tokens[c], device)
+            out.append(masked_next_token_loss(model(toks), toks, batch_tensor(mask[c], device), reduction="none"))
+    return torch.cat(out).double().cpu().numpy() if out else np.zeros(0)
+
+
 def scored_count(mask, rows: np.ndarray, chunk: int) -> int:
     """How many next-token predictions of prompts ``rows`` are scored (read ``chunk`` rows at a time)."""
     return sum(int(np.count_nonzero(mask[c])) for c in in_chunks(rows, chunk))

@@ -66,6 +66,6 @@ def test_universal_neurons_layer_by_layer_under_a_memory_budget(hf_series, tmp_p
     assert runs["whole"].keys() == runs["by_layer"].keys() and len(runs["whole"]) == 2
     for k, whole in runs["whole"].items():
         by_layer = runs["by_layer"][k]
-        assert whole.scalars["passes"] == 1 and by_layer.scalars["passes"] == 12   # 2 seeds, 2 layers: 4 + 8 blocks
+        assert whole.scalars["passes"] == 1 and by_layer.scalars["passes"] == 4   # 2 seeds, 2 layers: 4 blocks
         for key in ("max_corr", "baseline_max", "matched_corr", "excess_corr", "best_match"):
             np.testing.assert_array_equal(by_layer.arrays[key], whole.arrays[key])

@@ -68,3 +68,27 @@ def test_calibrated_stages_on_a_bundled_checkpoint(bundled, tmp_path):
     figs = {f["name"]: f for f in Stages(cfg).summarize([result], tmp_path / "out")["figures"]}
     assert len(figs["sgld_calibration"]["lines"]) == 3 and not figs["sgld_calibration"]["skip_reason"]
     assert figs["sgld_eps"]["lines"] and figs["sgld_trace"]["lines"]
+
+
+def test_loss_at_the_checkpoint_from_large_passes_equals_the_mean_over_mini_batches(bundled):
+    """``PromptLoss.init_loss`` (per-prompt losses in large no-grad passes) against the definition: the mean over
+    the SGLD mini-batches of each batch's mean scored loss, each batch computed on its own in float64."""
+    import torch
+
+    from interp.llc import prompt_loss
+    from interp.loading import load_ref
+    from interp.prompts import PromptSource
+
+    ref = max(bundled.refs(run="universal", seed=1), key=lambda r: r.step)
+    model = load_ref(ref, device="cpu")
+    prompts = PromptSource(n_background=256, split="train", seed=0).build(ref)
+    problem = prompt_loss(model, prompts, 16, seed=0)
+    want = []
+    with torch.no_grad():
+        for rows in problem.batches:
+            toks, mask = torch.as_tensor(prompts.tokens[rows]).long(), torch.as_tensor(prompts.loss_mask[rows])
+            lp = torch.log_softmax(model(toks)[:, :-1].double(), dim=-1)
+            want.append(float((-lp.gather(-1, toks[:, 1:, None])[..., 0] * mask).sum() / mask.sum()))
+    assert len(problem.batches) > 20
+    for chunk in (7, 128, 10**6):   # ragged chunks, several batches per chunk, everything in one pass
+        assert problem.init_loss(model, chunk) == pytest.approx(np.mean(want), rel=1e-6)

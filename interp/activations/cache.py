@@ -55,6 +55,12 @@ class CacheSettings:
     batch_size: int = 512
     storage_dtype: str = "float32"   # float16 halves size and write time (FIELD-NOTES); float32 keeps tests exact
     nonfinite: str = "raise"         # or "keep": count and store
+    batch_tokens: int = 8192         # and at most this many tokens per pass (RunOptions.batch_tokens)
+
+    def rows_per_pass(self, prompt_len: int) -> int:
+        """Prompts per forward pass for prompts of ``prompt_len`` tokens: ``batch_size``, capped by
+        ``batch_tokens`` (at least one prompt)."""
+        return max(1, min(self.batch_size, self.batch_tokens // max(1, prompt_len)))
 
 
 class ActivationCache:
@@ -111,7 +117,7 @@ class ActivationCache:
 
         stop = None if grad_hooks else stop_layer(hooks, model.cfg.n_layers)
         storage = getattr(torch, self.s.storage_dtype)
-        bs = self.s.batch_size
+        bs = self.s.rows_per_pass(prompts.tokens.shape[1])
         # Writing runs on one background thread so the next batch's forward pass overlaps this batch's conversion
         # and HDF5 write (torch releases the GIL while it computes). The queue holds at most two batches, so memory
         # stays bounded; one thread keeps writes in order.

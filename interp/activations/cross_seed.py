@@ -80,10 +80,11 @@ def shards(n_seeds: int, n_layers: int) -> list[list[Block]]:
 
 
 def passes(blocks: list[Block], d: int, memory_bytes: float) -> list[list[Block]]:
-    """Blocks grouped so each pass's float64 sums fit in ``memory_bytes`` (per block its d x d cross sums, per
-    input it reads a d x d Gram matrix: at most two per block, ~20 bytes per entry with scratch), grouped by the
-    row layer so a pass reads few layers."""
-    per_pass = max(1, int(memory_bytes // (d * d * 20 * 3)))
+    """Blocks grouped so each pass's float64 sums fit in ``memory_bytes``, grouped by the row layer so a pass reads
+    few layers. A pass of k blocks holds k cross sums and at most k + 1 Gram matrices (d x d float64 each) plus a
+    few shared d x d scratch tensors; each pass re-reads the cache and retakes the Grams of the inputs it touches,
+    so fewer, larger passes cost less."""
+    per_pass = max(1, int((memory_bytes / (8 * d * d) - 4) // 2))
     ordered = sorted(blocks, key=lambda k: (k.la, k.a, k.lb, k.b))
     return [ordered[i:i + per_pass] for i in range(0, len(ordered), per_pass)]
 

@@ -165,7 +165,7 @@ class GradInterference(Analyzer):
         groups = prompts.groups()
         names = [n for n, _ in groups]
         with torch.enable_grad():
-            g = np.stack([task_grad(space, model, prompts, rows, ctx.batch_size) for _, rows in groups])  # [task, param]
+            g = np.stack([task_grad(space, model, prompts, rows, ctx.batch_rows(prompts)) for _, rows in groups])  # [task, param]
         result = self.new_result(unit)
         cos = cosine_matrix(g)
         result.add("cosine", cos, ("task", "task_other"))
@@ -180,7 +180,7 @@ class GradInterference(Analyzer):
         s = result.scalars
         s.update(tasks=names, grad_norm=dict(zip(names, np.linalg.norm(g, axis=1).tolist())))
         if self.config.check_first_order:
-            actual = self._true_change(model, prompts, [rows for _, rows in groups], g, space, ctx.batch_size)
+            actual = self._true_change(model, prompts, [rows for _, rows in groups], g, space, ctx.batch_rows(prompts))
             result.add("interference_actual", actual, ("task_update", "task_measured"))
             if np.linalg.norm(actual) > 1e-10:   # a converged model's losses barely move: no ratio to report
                 s["first_order_rel_error"] = float(np.linalg.norm(predicted - actual) / np.linalg.norm(actual))
@@ -190,7 +190,7 @@ class GradInterference(Analyzer):
             s.update(rare_task=rare, **self._rare_ratios(predicted, names, rare))
         if spec is not None and spec.n_background and len(spec.tasks):
             split = self._batch_split(model, spec, space, {n: g[i] for i, n in enumerate(names)},
-                                      {n: space.neuron_index(top[i]) for i, n in enumerate(names)}, ctx.batch_size)
+                                      {n: space.neuron_index(top[i]) for i, n in enumerate(names)}, ctx.batch_rows(prompts))
             for key, arr in split.items():
                 result.add(key, arr, ("task", "batch"))
             s["split_tasks"] = [t.name for t in spec.tasks]

@@ -178,7 +178,7 @@ class LikelihoodChain(Analyzer):
             return []
         tokens = np.asarray(prompts.tokens[np.concatenate([rows for _, rows in groups])], dtype=np.int64)
         # every task in one pass: on these small models a forward call's fixed cost dominates
-        logp_all = label_logprobs(model, tokens[:, :LABEL_POS + 1], ctx.batch_size)     # [prompt, vocab]
+        logp_all = label_logprobs(model, tokens[:, :LABEL_POS + 1], ctx.settings.cache.rows_per_pass(LABEL_POS + 1))     # [prompt, vocab]
         out, start = [], 0
         for name, rows in groups:
             part = slice(start, start + len(rows))

@@ -67,6 +67,7 @@ class Stages(Analyzer):
     name = "stages"
     description = "per-task loss curves with their s-curve drops, and the local learning coefficient by SGLD"
     Config = StagesConfig
+    version = 2   # the loss at w* from per-prompt losses in large passes (summed in another order)
     question = ("Where does each task's loss drop during training, and where does the model's complexity (the "
                 "local learning coefficient) change direction?")
     method = ("Per checkpoint: every task's mean loss on its held-out prompts, and the local learning coefficient "
@@ -97,8 +98,9 @@ class Stages(Analyzer):
         model, prompts = ctx.model(ref), ctx.prompts(ref)
         result = self.new_result(unit)
         groups = prompts.groups()
-        losses = {n: task_loss(model, prompts, rows, ctx.batch_size) for n, rows in groups}
-        counts = {n: scored_count(prompts.loss_mask, rows, ctx.batch_size) for n, rows in groups}
+        per = ctx.batch_rows(prompts)
+        losses = {n: task_loss(model, prompts, rows, per) for n, rows in groups}
+        counts = {n: scored_count(prompts.loss_mask, rows, per) for n, rows in groups}
         result.scalars["loss"] = losses
         # the groups partition the prompts: their token-weighted mean is the loss over all, without another pass
         result.scalars["loss_all"] = sum(losses[n] * counts[n] for n in losses) / max(1, sum(counts.values()))
@@ -113,12 +115,15 @@ class Stages(Analyzer):
         c = self.config
         per = max(1, min(c.batch_prompts, c.batch_tokens // prompts.tokens.shape[1]))
         problem = prompt_loss(model, prompts, per, c.seed)
+        # the loss at w*: large no-grad passes of ~8k tokens (the logits of a whole 512-prompt chunk of 2,048-token
+        # sequences would be hundreds of GB)
+        init = problem.init_loss(model, max(1, 8192 // prompts.tokens.shape[1]))
         cfg = SGLDConfig(c.eps, c.gamma, c.n_chains, c.n_burnin, c.n_draws, seed=c.seed)
         out = None
         if c.calibrate:
             cal = calibrate_eps(problem.params, problem.loss_fn, problem.n, len(problem.batches), cfg,
                                 eps_grid(c.calib_eps_max, c.calib_eps_min, c.calib_n), c.calib_flat_tol,
-                                c.calib_margin)
+                                c.calib_margin, init)
             result.add("calib_eps", cal.grid, ("candidate",))
             result.add("calib_ran", cal.ran, ("candidate",))
             result.add("calib_diverged", cal.diverged, ("candidate",))
@@ -129,7 +134,7 @@ class Stages(Analyzer):
             out, cfg = cal.estimate, SGLDConfig(cal.eps if cal.index >= 0 else c.eps, c.gamma, c.n_chains,
                                                  c.n_burnin, c.n_draws, seed=c.seed)
         if out is None:
-            out = estimate_llc(problem.params, problem.loss_fn, problem.n, len(problem.batches), cfg)
+            out = estimate_llc(problem.params, problem.loss_fn, problem.n, len(problem.batches), cfg, init)
         chains = out["chain_llcs"]
         result.add("chain_llcs", np.asarray(chains, dtype=float), ("chain",))
         result.add("llc_trace", out["trace"], ("chain", "sgld_step"))
