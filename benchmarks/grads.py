@@ -25,7 +25,7 @@ def main(batch_size: int) -> None:
     from interp.analyzers.grad_interference import GradInterference, GradInterferenceConfig, summed_loss
     from interp.api import load_series
     from interp.context import Context, ContextSettings
-from interp.prompts import PromptSource
+    from interp.prompts import PromptSource
     from interp.tasks import MixtureStream
 
     ref = max(load_series(None).refs(run="wide", seed=0), key=lambda r: r.step)
