@@ -4,7 +4,10 @@
 
 On the bundled wide model (last step, seed 0), in one run: the best of 4 interleaved repetitions of (a) plain
 batched forward passes over the prompts (inference mode, no hooks) and (b) ``ActivationCache.ensure`` caching
-``blocks.0.mlp.hook_post`` (float16 storage) for the same prompts, from scratch. Prints (b)/(a); target <= 1.25.
+``blocks.0.mlp.hook_post`` (float16 storage) for the same prompts, from scratch, with the same prompts per pass.
+Prints (b)/(a); target <= 1.25. The bundled model is d_model 64 on 3-token prompts, where writing a cached value
+costs as much as the forward FLOP that made it; the same figure follows for random 2-layer models of realistic
+widths (``--d-model``) on 64-token prompts.
 Then the peak RSS of caching N and 10 N prompts, each in a fresh subprocess; target ratio <= 1.2.
 """
 
@@ -40,30 +43,54 @@ def cpu_others() -> float:
     return os.getloadavg()[0]
 
 
-def timing(n_prompts: int, batch_size: int, reps: int = 4) -> None:
-    import torch
-
-    from interp.activations.cache import ActivationCache, CacheSettings
+def bundled_wide(n_prompts: int):
     from interp.api import load_series
     from interp.loading import load_ref
 
     ref = max(load_series(None).refs(run="wide", seed=0), key=lambda r: r.step)
-    model = load_ref(ref, device="cpu")
-    prompts = prompts_for(ref, n_prompts)
+    return ref, load_ref(ref, device="cpu"), prompts_for(ref, n_prompts)
+
+
+def random_model(d_model: int, n_tokens: int, n_ctx: int = 64):
+    """A randomly initialised 2-layer GELU model of width ``d_model`` (d_mlp 4 d_model, heads of 64) on random
+    64-token prompts: a realistic ratio of forward FLOP to cached values, which the d_model 64 bundle lacks."""
+    from interp.loading import build_model
+    from interp.manifest import CheckpointRef, Processing
+    from interp.tasks import PromptSet
+
+    kw = dict(n_layers=2, d_model=d_model, d_mlp=4 * d_model, n_heads=max(1, d_model // 64), d_head=64,
+              n_ctx=n_ctx, d_vocab=2048, act_fn="gelu", normalization_type="LN")
+    model = build_model(kw, device="cpu").eval()
+    ref = CheckpointRef(run="bench", seed=0, step=0, path=Path("random"), model=kw, processing=Processing(),
+                        sha256="0" * 64)
+    n = max(1, n_tokens // n_ctx)
+    tokens = np.random.default_rng(0).integers(0, kw["d_vocab"], size=(n, n_ctx))
+    return ref, model, PromptSet(tokens, np.full(n, -1), np.ones((n, n_ctx - 1), bool), ())
+
+
+def timing(ref, model, prompts, batch_size: int, reps: int = 4) -> None:
+    """Caches the *last* layer's MLP output, so the cached pass runs every block, as the plain one does."""
+    import torch
+
+    from interp.activations.cache import ActivationCache, CacheSettings
+
     toks = torch.as_tensor(prompts.tokens)
+    hook = f"blocks.{model.cfg.n_layers - 1}.mlp.hook_post"
+    settings = lambda root: CacheSettings(root, batch_size=batch_size, storage_dtype="float16")   # noqa: E731
+    rows = settings(None).rows_per_pass(toks.shape[1])   # the same passes for both: batch_size, token-capped
 
     def plain() -> float:
         t = time.perf_counter()
         with torch.inference_mode():
-            for s in range(0, len(toks), batch_size):
-                model(toks[s:s + batch_size])
+            for s in range(0, len(toks), rows):
+                model(toks[s:s + rows])
         return time.perf_counter() - t
 
     def cached() -> float:
         root = Path(tempfile.mkdtemp(prefix="interp-bench-"))
-        cache = ActivationCache(CacheSettings(root, batch_size=batch_size, storage_dtype="float16"))
+        cache = ActivationCache(settings(root))
         t = time.perf_counter()
-        cache.ensure(ref, prompts, [HOOK], model_fn=lambda: model)
+        cache.ensure(ref, prompts, [hook], model_fn=lambda: model)
         dt = time.perf_counter() - t
         shutil.rmtree(root)
         return dt
@@ -74,7 +101,8 @@ def timing(n_prompts: int, batch_size: int, reps: int = 4) -> None:
         a.append(plain())
         b.append(cached())
     n_tok = toks.numel()
-    print(f"tokens {n_tok:,}  batch {batch_size}  threads {torch.get_num_threads()}  load avg {cpu_others():.1f}")
+    print(f"d_model {model.cfg.d_model}, tokens {n_tok:,}, {rows} prompts per pass, threads "
+          f"{torch.get_num_threads()}, load avg {cpu_others():.1f}")
     print(f"plain forward      best {min(a):.3f} s  ({n_tok / min(a) / 1e3:.0f}k tok/s)")
     print(f"cache to HDF5      best {min(b):.3f} s  ({n_tok / min(b) / 1e3:.0f}k tok/s)")
     print(f"ratio cache / forward: {min(b) / min(a):.2f}  (target <= 1.25)")
@@ -108,8 +136,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--prompts", type=int, default=60000)
     ap.add_argument("--batch-size", type=int, default=4096)
+    ap.add_argument("--d-model", type=int, nargs="*", default=[256, 512],
+                    help="also time random 2-layer models of these widths on 64-token prompts")
+    ap.add_argument("--tokens", type=int, default=40960, help="tokens for the random models")
     args = ap.parse_args()
-    timing(args.prompts, args.batch_size)
+    timing(*bundled_wide(args.prompts), args.batch_size)
+    for d in args.d_model:
+        timing(*random_model(d, args.tokens), args.batch_size)
     small, large = peak_rss(args.prompts // 10, args.batch_size), peak_rss(args.prompts, args.batch_size)
     print(f"peak RSS caching {args.prompts // 10:,} prompts: {small:.0f} MB; {args.prompts:,} prompts: {large:.0f} MB;"
           f" ratio {large / small:.2f}  (target <= 1.2)")
