@@ -22,9 +22,10 @@ a Dask cluster the shards of one unit run on many workers at once, each reading 
 shared cache; the arrays are identical to the serial path's, bit for bit (the same block computations on the same
 chunks).
 
-Numerics: ``StreamingCorrelation`` shifts each chunk by the first chunk's means and multiplies float32 blocks of
-1,024 rows into float64 sums, so neurons with a large mean against their spread stay accurate (raw-moment sums
-lose every digit there). A dead (constant) neuron has correlation 0 with everything (defined, not NaN), so it is
+Numerics: each input is shifted by its first block's means and float32 blocks of 1,024 rows are multiplied into
+float64 sums (``interp.activations.stats``), so neurons with a large mean against their spread stay accurate
+(raw-moment sums lose every digit there). The rotated baselines come from those sums and each input's Gram matrix
+(``interp.activations.cross_seed``), in float64. A dead (constant) neuron has correlation 0 with everything (defined, not NaN), so it is
 never universal.
 """
 
@@ -78,7 +79,8 @@ class UniversalNeurons(Analyzer):
               "one seed with every neuron of another at blocks.L.mlp.hook_post is streamed over every token (float64 "
               "sums). A neuron's max correlation with each other seed, averaged over the other seeds, is compared "
               "with the same quantity against the other seed's activations multiplied by a random orthogonal matrix "
-              "(the baseline); the excess over the baseline above 0.5 makes a neuron universal, as in Gurnee et al. "
+              "(the baseline, exact from the real correlations' sums and each seed's Gram matrix: no second pass "
+              "over the tokens); the excess over the baseline above 0.5 makes a neuron universal, as in Gurnee et al. "
               "(arXiv 2401.12181).\n\n"
               "Caveats: their reference code used a row-normalised Gaussian matrix for the baseline; this uses a "
               "true rotation (Haar). The unit is a group of seeds, so there is one value per run and step, not a "
