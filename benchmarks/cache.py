@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +77,7 @@ def timing(ref, model, prompts, batch_size: int, reps: int = 4) -> None:
 
     toks = torch.as_tensor(prompts.tokens)
     hook = f"blocks.{model.cfg.n_layers - 1}.mlp.hook_post"
-    settings = lambda root: CacheSettings(root, batch_size=batch_size, storage_dtype="float16")   # noqa: E731
+    settings = partial(CacheSettings, batch_size=batch_size, storage_dtype="float16")
     rows = settings(None).rows_per_pass(toks.shape[1])   # the same passes for both: batch_size, token-capped
 
     def plain() -> float:

@@ -51,21 +51,22 @@ def in_chunks(rows: np.ndarray, size: int):
         yield rows[i:i + size]
 
 
-def summed_loss(model, tokens, mask) -> torch.Tensor:
-    """Summed scored next-token loss of a batch of prompt rows (a torch scalar)."""
+def row_losses(model, tokens, mask) -> Float[torch.Tensor, "batch"]:
+    """Each prompt row's summed scored next-token loss (a graph to the weights unless called without grad)."""
     device = next(model.parameters()).device
     toks = token_tensor(tokens, device)
-    return masked_next_token_loss(model(toks), toks, batch_tensor(mask, device), reduction="none").sum()
+    return masked_next_token_loss(model(toks), toks, batch_tensor(mask, device), reduction="none")
+
+
+def summed_loss(model, tokens, mask) -> torch.Tensor:
+    """Summed scored next-token loss of a batch of prompt rows (a torch scalar)."""
+    return row_losses(model, tokens, mask).sum()
 
 
 def prompt_losses(model, tokens, mask, rows: np.ndarray, chunk: int) -> np.ndarray:
     """[len(rows)] each prompt's summed scored loss (float64), ``chunk`` rows per forward pass, no graph built."""
-    device = next(model.parameters()).device
-    out = []
     with torch.inference_mode():
-        for c in in_chunks(rows, chunk):
-            toks = token_tensor(tokens[c], device)
-            out.append(masked_next_token_loss(model(toks), toks, batch_tensor(mask[c], device), reduction="none"))
+        out = [row_losses(model, tokens[c], mask[c]) for c in in_chunks(rows, chunk)]
     return torch.cat(out).double().cpu().numpy() if out else np.zeros(0)
 
 
@@ -75,7 +76,6 @@ def scored_count(mask, rows: np.ndarray, chunk: int) -> int:
 
 
 def task_loss(model, prompts, rows: np.ndarray, chunk: int) -> float:
-    """Mean scored loss of prompts ``rows``, chunked (no graph is built)."""
-    with torch.inference_mode():
-        total = sum(float(summed_loss(model, prompts.tokens[c], prompts.loss_mask[c])) for c in in_chunks(rows, chunk))
+    """Mean scored loss of prompts ``rows``, chunked (no graph is built), summed in float64."""
+    total = float(prompt_losses(model, prompts.tokens, prompts.loss_mask, rows, chunk).sum())
     return total / max(1, scored_count(prompts.loss_mask, rows, chunk))

@@ -133,6 +133,7 @@ class GradInterference(Analyzer):
     name = "grad-interference"
     description = "per-task gradient cosines, first-order interference and the task/non-task batch split"
     Config = GradInterferenceConfig
+    version = 2   # task losses (the first-order check) summed in float64 per prompt
     Result = GradInterferenceResult
     requires = "runs whose manifest has a task mixture with tasks (it compares the tasks' gradients)"
 
