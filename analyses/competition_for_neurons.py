@@ -1,4 +1,4 @@
-"""Competition for neurons (arXiv 2605.29548; shared/SCIENCE.md section 1), with interp's public API only.
+"""Competition for neurons (Huang et al., arXiv 2605.29548), with interp's public API only.
 
 1. A width x rare-task-frequency grid: the bundled competition mixture (common lookup task, 256 facts, 30% of
    sequences; rare lookup task, 576 facts) trained at several MLP widths and rare-task frequencies; the paper's
@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     print("matched injection: rare-task loss by gap N")
     for w in g.matched_widths:
         print(f"d_mlp {w}: " + ", ".join(
-            f"N={n}: {np.mean([r['rare_loss'] for r in matched_rows if r['d_mlp'] == w and r['injection_gap'] == n]):.3f}"
+            f"N={n}: "
+            f"{np.mean([r['rare_loss'] for r in matched_rows if r['d_mlp'] == w and r['injection_gap'] == n]):.3f}"
             for n in g.gaps))
 
 

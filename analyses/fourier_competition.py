@@ -1,8 +1,8 @@
-"""Survival of the fittest among Fourier circles (Ding et al., arXiv 2405.17420; shared/SCIENCE.md section 5).
+"""Survival of the fittest among Fourier circles (Ding et al., arXiv 2405.17420).
 
 The paper's own setup, trained here: p = 59, an embedding E in R^{p x d}, input [E_a; E_b], an MLP 2d-100-100-p
 with SiLU, AdamW lr 1e-2 weight decay 0.5, full batch on 80% of the pairs. Every step records the embedding's
-Fourier signal s_k (``interp.manifolds.embedding_spectrum``, the same function the ``fourier-competition``
+Fourier signal s_k (``interp.maths.manifolds.embedding_spectrum``, the same function the ``fourier-competition``
 analyzer uses on transformer checkpoints). Per embedding width d and seed: the circles that survive (s_k > 2 mean
 s), test accuracy, whether the frequencies with the highest initial signal and gradient are the survivors (AUROC
 pooled over seeds), and the paper's linear dynamics ``s(t+1) - s(t) = A s(t) + b`` fitted by Lasso (alpha 0.01) on
@@ -44,7 +44,7 @@ class RunSpec:
 def train_one(spec: RunSpec) -> dict:
     import torch
 
-    from interp.manifolds import embedding_spectrum
+    from interp.maths.manifolds import embedding_spectrum
 
     torch.set_num_threads(1)
     torch.manual_seed(spec.seed)
@@ -98,8 +98,8 @@ def fit_dynamics(signal: np.ndarray, fit_steps: int) -> dict:
 
 
 def main() -> None:
-    from interp.analyzers.fourier_competition import auroc
-    from interp.manifolds import surviving
+    from interp.analyzers.fourier_competition.summary import auroc
+    from interp.maths.manifolds import surviving
     from interp.report.plots import pyplot, save
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -1,9 +1,8 @@
-"""Incidental polysemanticity (Lecomte et al., arXiv 2312.03096; shared/SCIENCE.md section 7): does the number of
-polysemantic neurons of the toy tied autoencoder ReLU(W W^T x), trained on one-hot features with an L1 penalty on
-W, follow the paper's n^2 / (4m)?
+"""Incidental polysemanticity (Lecomte et al., arXiv 2312.03096): does the number of polysemantic neurons of the toy
+tied autoencoder ReLU(W W^T x), trained on one-hot features with an L1 penalty on W, follow the paper's n^2 / (4m)?
 
 A sweep over n features and m >= n neurons (``--seeds`` seeds per cell, trained as one batch by
-``interp.incidental.train_toy``: AdamW lr 1e-3, L1 1e-3, W ~ N(0, 1/m), stopped once every feature sits on one
+``interp.toys.incidental.train_toy``: AdamW lr 1e-3, L1 1e-3, W ~ N(0, 1/m), stopped once every feature sits on one
 neuron). A neuron is polysemantic when more than one feature has |W_ij| in [0.8, 1.2]. Also the paper's noise
 variant: no L1, SGD lr 0.02, noise added to the hidden layer; Bernoulli noise (+-sigma) should sparsify the
 features' weight vectors (the mean over features of sum_j W_ij^4 rises towards 1) and Gaussian noise should not.
@@ -32,7 +31,7 @@ NOISES = (("none", 0.0), ("bernoulli", 0.1), ("gaussian", 0.1))
 
 
 def sweep(grid: dict[int, tuple[int, ...]], seeds: list[int], max_steps: int) -> list[dict]:
-    from interp.incidental import ToyConfig, predicted_count, train_toy
+    from interp.toys.incidental import ToyConfig, predicted_count, train_toy
 
     cells = []
     for n, ms in grid.items():
@@ -52,7 +51,7 @@ def sweep(grid: dict[int, tuple[int, ...]], seeds: list[int], max_steps: int) ->
 
 
 def noise_runs(seeds: list[int], steps: int) -> list[dict]:
-    from interp.incidental import ToyConfig, train_toy
+    from interp.toys.incidental import ToyConfig, train_toy
 
     out = []
     for kind, std in NOISES:

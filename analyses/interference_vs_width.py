@@ -1,4 +1,5 @@
-"""Gradient interference on the rare task, by width (shared/SCIENCE.md section 2), with interp's public API only.
+"""Gradient interference on the rare task, by width (Huang et al., arXiv 2605.29548, section 4), with interp's
+public API only.
 
 The paper reports cos(g_nt, g_rare) -- the gradient of a mixed batch's non-task tokens against the rare task's
 reference gradient, on the rare task's neurons -- at 0.10 +- 0.09 in a 20M model and 0 +- 0.02 in a 1B one. This
@@ -73,7 +74,7 @@ def train_sweep(out: Path) -> None:
     import torch
 
     from interp import train
-    from interp.manifest import load_manifest
+    from interp.checkpoints.manifest import load_manifest
 
     torch.set_num_threads(1)
     for c in sweep_configs():
@@ -117,7 +118,7 @@ def measure(source, runs: tuple[str, ...], out: Path, n_batches: int) -> tuple[l
     import numpy as np
 
     import interp
-    from interp.analyzers.grad_interference import step_weighted_mean
+    from interp.analyzers.grad_interference.summary import step_weighted_mean
 
     series = interp.load_series(source)
     report = interp.analyze(series, ["grad-interference"], {"grad-interference": {"n_batches": n_batches}},
@@ -153,7 +154,6 @@ def measure_sweep(series_dir: Path, out: Path, n_batches: int) -> list[dict]:
     the interference ratio, each task's gradient norm, the population cosines of common / background vs the rare
     task on the rare task's neurons, how many of the rare task's top-K neurons are also the common task's, the
     checkpoint's accuracies, and the random-direction baseline 1/sqrt(D) (D = the rare neurons' parameter count)."""
-    import numpy as np
 
     import interp
     from interp.results import load_results
@@ -214,7 +214,7 @@ def cell_table(units: list[dict], n_batches: int, dims: dict[str, dict]) -> list
     ``norm_ratio_late``). ``dims``: ``subspace_dims``' effective dimensions, per run."""
     import numpy as np
 
-    from interp.analyzers.grad_interference import step_weighted_mean
+    from interp.analyzers.grad_interference.summary import step_weighted_mean
 
     rows = []
     for run in dict.fromkeys(u["run"] for u in units):
@@ -222,7 +222,7 @@ def cell_table(units: list[dict], n_batches: int, dims: dict[str, dict]) -> list
         seeds = sorted({u["seed"] for u in mine})
         per_seed = {s: sorted((u for u in mine if u["seed"] == s), key=lambda u: u["step"]) for s in seeds}
 
-        def agg(fn):
+        def agg(fn, per_seed=per_seed, seeds=seeds):
             v = np.array([fn(per_seed[s]) for s in seeds], dtype=float)
             return (float(v.mean()), float(v.std()))
 
@@ -291,8 +291,8 @@ def subspace_dims(series_dir: Path, step: int = SWEEP_STEPS, n_sequences: int = 
     import torch
 
     import interp
-    from interp.loading import load_ref
-    from interp.tasks import MixtureSpec, MixtureStream
+    from interp.checkpoints.loading import load_ref
+    from interp.toys.tasks import MixtureSpec, MixtureStream
 
     def spectrum(m) -> tuple[float, int]:
         lam = torch.linalg.svdvals(m.double()).numpy() ** 2

@@ -5,7 +5,7 @@ Run from the repository root (about 15 minutes on 2 CPU cores)::
     python analyses/make_bundled.py            # writes interp/data/bundled/ and its manifest.yaml
     python analyses/make_bundled.py --out DIR  # somewhere else
 
-Two families, both trained with ``interp.training.train`` and stored in float16 (the bundle must stay under 10 MB):
+Two families, both trained with ``interp.toys.training.train`` and stored in float16 (the bundle must stay under 10 MB):
 
 **Task competition** (runs ``narrow`` and ``wide``, seeds 0-2, 8 log-spaced steps of 3,000). A background bigram
 language over 32 tokens, one *common* memorisation task (a fixed random lookup ``TOK1 TOK2 -> LABEL`` over 16
@@ -32,8 +32,8 @@ common / rare facts    d_model   freq   d_mlp     rare acc     seed
 
 **Modular addition** (run ``modadd``, seeds 0-2): ``a + b mod 59`` over all 59 tokens, one layer, d_model 64,
 d_mlp 256, 4 heads, no LayerNorm, full batch on half of the 3,481 pairs, AdamW lr 3e-3, wd 1.0, betas (0.9, 0.98);
-it groks around step 400 (shared/FIELD-NOTES.md). 8 log-spaced checkpoints through step 1,000 catch memorisation,
-the grokking transition and the clean-up.
+it groks around step 400 (measured). 8 log-spaced checkpoints through step 1,000 catch memorisation, the grokking
+transition and the clean-up.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from interp import MixtureSpec, TaskSpec, TrainConfig, train
-from interp.language import LanguageSpec
+from interp.toys.language import LanguageSpec
 
 BUNDLE = Path(__file__).resolve().parents[1] / "interp" / "data" / "bundled"
 SEEDS = (0, 1, 2)

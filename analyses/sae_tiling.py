@@ -1,5 +1,5 @@
-"""Do SAEs tile the bundled modular-addition models' own Fourier circles? (SCIENCE.md section 4; Goodfire,
-arXiv 2604.28119; Michaud et al. on tiling)
+"""Do SAEs tile the bundled modular-addition models' own Fourier circles? (Goodfire, arXiv 2604.28119; Michaud et
+al. on tiling)
 
 Two steps, both on the bundled run ``modadd`` (p = 59, one layer, d_model 64, d_mlp 256; 3 seeds), on the
 held-out prompts the analyzers see (the test split, 1,741 of the p^2 pairs):
@@ -7,7 +7,7 @@ held-out prompts the analyzers see (the test split, 1,741 of the p^2 pairs):
 1. Where are the circles clean? For each hook (the operand's embedding; ``blocks.0.hook_resid_mid``,
    ``blocks.0.mlp.hook_post`` and ``blocks.0.hook_resid_post`` at the label position), step and seed: the share of
    the centred variance explained by exact circles ``mean + cos(theta_k) u + sin(theta_k) v`` of the key
-   frequencies k (those of ``interp.manifolds.key_frequencies``, the ``fourier-competition`` rule), with
+   frequencies k (those of ``interp.maths.manifolds.key_frequencies``, the ``fourier-competition`` rule), with
    theta_k = 2 pi k c / p, c the answer (a + b) mod p (the operand a for the embedding), and the share explained by
    the answer at all (per-answer means).
 2. At the chosen site, the ``sae-manifold`` analyzer itself (``interp.analyze`` with ``saes`` and ``hook`` set, as
@@ -58,9 +58,9 @@ def site_survey(series) -> list[dict]:
     """One row per (seed, step, hook): the key frequencies' circle shares and the answer's share."""
     import torch
 
-    from interp.loading import load_ref
-    from interp.manifolds import key_frequencies
-    from interp.tasks import LABEL_POS, build_tasks, find_task
+    from interp.checkpoints.loading import load_ref
+    from interp.maths.manifolds import key_frequencies
+    from interp.toys.tasks import LABEL_POS, build_tasks, find_task
 
     rows = []
     for ref in series.refs(run="modadd"):
@@ -176,7 +176,7 @@ def receptive_panels(results: list, out: Path) -> None:
                          f"coverage {fit['coverage']:.2f}", fontsize=8)
             ax.set_xticks([0, np.pi, 2 * np.pi], ["0", "π", "2π"])
             if i == len(results) - 1:
-                ax.set_xlabel(f"theta on the strongest circle")
+                ax.set_xlabel("theta on the strongest circle")
             if j == 0:
                 ax.set_ylabel("latent (by centre)")
     fig.suptitle("Receptive fields on theta at resid_post (label position), step 1000: each row one latent's mean "

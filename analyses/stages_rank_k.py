@@ -1,10 +1,10 @@
-"""Stages from small initialisation (shared/SCIENCE.md section 6): a rank-k product target learned from small init
-shows k successive drops, and the plateaus lengthen as the init shrinks.
+"""Stages from small initialisation, a known case for the ``stages`` analyzer's curve functions: a rank-k product
+target learned from small init shows k successive drops, and the plateaus lengthen as the init shrinks.
 
 A two-layer linear network W2 W1 (d x h x d) is trained by full-batch gradient descent on the population loss
 ``||W2 W1 - M||_F^2 / 2`` for a rank-k target ``M = U diag(s) V^T`` (distinct singular values), from entries
-N(0, init^2). The loss curve is handed to ``interp.curves.s_curve_drops``, the function the ``stages`` analyzer
-uses on checkpoint series.
+N(0, init^2). The loss curve is handed to ``interp.analyzers.stages.curves.s_curve_drops``, the function the
+``stages`` analyzer uses on checkpoint series.
 
     python analyses/stages_rank_k.py --out analyses/results/stages    # seconds
 
@@ -38,7 +38,7 @@ def train(singular_values, init: float, d: int = 8, steps: int = 4000, lr: float
 
 
 def main() -> None:
-    from interp.curves import s_curve_drops
+    from interp.analyzers.stages.curves import s_curve_drops
     from interp.report.plots import pyplot, save
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

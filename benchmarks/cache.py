@@ -30,8 +30,8 @@ HOOK = "blocks.0.mlp.hook_post"
 
 
 def prompts_for(ref, n: int):
-    from interp.prompts import PromptSource
-    from interp.tasks import PromptSet
+    from interp.prompts.prompt_set import PromptSet
+    from interp.prompts.source import PromptSource
 
     base = PromptSource(n_background=512).build(ref)
     reps = -(-n // len(base))
@@ -46,7 +46,7 @@ def cpu_others() -> float:
 
 def bundled_wide(n_prompts: int):
     from interp.api import load_series
-    from interp.loading import load_ref
+    from interp.checkpoints.loading import load_ref
 
     ref = max(load_series(None).refs(run="wide", seed=0), key=lambda r: r.step)
     return ref, load_ref(ref, device="cpu"), prompts_for(ref, n_prompts)
@@ -55,9 +55,9 @@ def bundled_wide(n_prompts: int):
 def random_model(d_model: int, n_tokens: int, n_ctx: int = 64):
     """A randomly initialised 2-layer GELU model of width ``d_model`` (d_mlp 4 d_model, heads of 64) on random
     64-token prompts: a realistic ratio of forward FLOP to cached values, which the d_model 64 bundle lacks."""
-    from interp.loading import build_model
-    from interp.manifest import CheckpointRef, Processing
-    from interp.tasks import PromptSet
+    from interp.checkpoints.loading import build_model
+    from interp.checkpoints.manifest import CheckpointRef, Processing
+    from interp.prompts.prompt_set import PromptSet
 
     kw = dict(n_layers=2, d_model=d_model, d_mlp=4 * d_model, n_heads=max(1, d_model // 64), d_head=64,
               n_ctx=n_ctx, d_vocab=2048, act_fn="gelu", normalization_type="LN")
@@ -120,7 +120,7 @@ def _cache_once(n_prompts: int, batch_size: int) -> None:
     from benchmarks.memory import peak_rss_mb
     from interp.activations.cache import ActivationCache, CacheSettings
     from interp.api import load_series
-    from interp.loading import load_ref
+    from interp.checkpoints.loading import load_ref
 
     ref = max(load_series(None).refs(run="wide", seed=0), key=lambda r: r.step)
     model = load_ref(ref, device="cpu")

@@ -23,17 +23,17 @@ batch by batch in float32 and streams them again).
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from interp.activations.stats import StreamingCorrelation  # noqa: E402
+from interp.maths.stats import StreamingCorrelation  # noqa: E402
 
 CHUNK = 4096
 
@@ -101,7 +101,7 @@ def reference_rotated(b1s, b2s, rot: torch.Tensor) -> np.ndarray:
 
 
 def analysis_ours(seeds: list[list[torch.Tensor]], layers: int) -> dict:
-    from interp.activations.cross_seed import cross_seed_correlations
+    from interp.analyzers.universal_neurons.cross_seed import cross_seed_correlations
 
     d = seeds[0][0].shape[1] // layers
 
@@ -129,7 +129,7 @@ def timed(fn) -> float:
 def rss_of_streaming(tokens: int, units: int) -> float:
     code = ("import sys, json; sys.path.insert(0, '.'); import benchmarks.correlation as b; "
             "from benchmarks.memory import peak_rss_mb; "
-            f"from interp.activations.stats import StreamingCorrelation as S; s = S(); "
+            f"from interp.maths.stats import StreamingCorrelation as S; s = S(); "
             f"[s.update(x, x) for x in b.make_chunks({tokens}, {units})]; s.result(); "
             "print(json.dumps(peak_rss_mb()))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -169,8 +169,8 @@ def main() -> None:
             for _ in range(args.seeds)]
     t_a, t_r = [], []
     for _ in range(2):
-        t_a.append(timed(lambda: analysis_ours(seeds, args.layers)))
-        t_r.append(timed(lambda: analysis_reference(layouts, rots)))
+        t_a.append(timed(partial(analysis_ours, seeds, args.layers)))
+        t_r.append(timed(partial(analysis_reference, layouts, rots)))
     pairs = args.seeds * (args.seeds - 1) // 2
     print(f"universal-neurons work, {args.seeds} seeds ({pairs} pairs, each with both rotated baselines), "
           f"{tokens:,} tokens: ours {min(t_a):.3f} s, reference way {min(t_r):.3f} s: ours is "

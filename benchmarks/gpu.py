@@ -48,7 +48,7 @@ def matmul_peak(n: int = 8192) -> float:
 
 def correlation(tokens: int, d: int) -> tuple[float, float]:
     """(TFLOP/s of one block's streaming correlation, the same chunks through a bare mm)."""
-    from interp.activations.stats import StreamingCorrelation
+    from interp.maths.stats import StreamingCorrelation
 
     chunk = 8192
     xs = [torch.relu(torch.randn(chunk, d, device="cuda")) for _ in range(tokens // chunk)]
@@ -69,10 +69,10 @@ def cache(tokens: int) -> tuple[float, float]:
     import numpy as np
 
     from interp.activations.cache import ActivationCache, CacheSettings
-    from interp.hooks import mlp_hooks
-    from interp.loading import build_model
-    from interp.manifest import CheckpointRef, Processing
-    from interp.tasks import PromptSet
+    from interp.checkpoints.hooks import mlp_hooks
+    from interp.checkpoints.loading import build_model
+    from interp.checkpoints.manifest import CheckpointRef, Processing
+    from interp.prompts.prompt_set import PromptSet
 
     kw = dict(n_layers=12, d_model=768, d_mlp=3072, n_heads=12, d_head=64, n_ctx=256, d_vocab=50257,
               act_fn="gelu_new", normalization_type="LN")
@@ -90,7 +90,7 @@ def cache(tokens: int) -> tuple[float, float]:
     t_bare = timed(bare, 2)
     ref = CheckpointRef(run="bench", seed=0, step=0, path=Path("/dev/null"), model=kw, processing=Processing())
     times = []
-    for i in range(2):
+    for _ in range(2):
         with tempfile.TemporaryDirectory() as d:
             c = ActivationCache(CacheSettings(Path(d), batch, "bfloat16"), device="cuda")
             sync()
@@ -105,7 +105,7 @@ def sae(tokens: int, d_in: int = 768, d_sae: int = 8192) -> tuple[float, float]:
     """(interp fit_sae tokens/s, sae-lens SAETrainer tokens/s) on the same activations."""
     import numpy as np
 
-    from interp.sae_fit import SAESpec, fit_sae
+    from interp.analyzers.sae_manifold.sae_fit import SAESpec, fit_sae
 
     x = np.random.default_rng(0).normal(size=(tokens, d_in)).astype(np.float32)
     steps = tokens // 4096
@@ -123,7 +123,8 @@ def sae(tokens: int, d_in: int = 768, d_sae: int = 8192) -> tuple[float, float]:
             yield data[torch.randint(0, len(data), (4096,), generator=g).cuda()]
 
     cfg = SAETrainerConfig(total_training_samples=steps * 4096, train_batch_size_samples=4096, lr=3e-3,
-                           lr_end=3e-3, device="cuda", logger=LoggingConfig(log_to_wandb=False))   # as benchmarks/sae.py
+                           lr_end=3e-3, device="cuda",
+                           logger=LoggingConfig(log_to_wandb=False))   # as benchmarks/sae.py
     trainer = SAETrainer(cfg=cfg, sae=TopKTrainingSAE(TopKTrainingSAEConfig(d_in=d_in, d_sae=d_sae, k=32,
                                                                             device="cuda")),
                          data_provider=batches())

@@ -22,15 +22,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main(batch_size: int) -> None:
     from interp.activations.cache import CacheSettings
     from interp.analyzers.base import Unit
-    from interp.analyzers.grad_interference import GradInterference, GradInterferenceConfig, summed_loss
+    from interp.analyzers.grad_interference.analyzer import GradInterference, GradInterferenceConfig, summed_loss
     from interp.api import load_series
-    from interp.context import Context, ContextSettings
-    from interp.prompts import PromptSource
-    from interp.tasks import MixtureStream
+    from interp.prompts.source import PromptSource
+    from interp.runner.context import Context, ContextSettings
+    from interp.toys.tasks import MixtureStream
 
     ref = max(load_series(None).refs(run="wide", seed=0), key=lambda r: r.step)
     cfg = GradInterferenceConfig(check_first_order=False)
-    ctx = Context(ContextSettings(CacheSettings(Path("/tmp/interp-bench-grads"), batch_size=batch_size), "cpu", PromptSource()))
+    cache = CacheSettings(Path("/tmp/interp-bench-grads"), batch_size=batch_size)
+    ctx = Context(ContextSettings(cache, "cpu", PromptSource()))
     analyzer = GradInterference(cfg)
     model, prompts = ctx.model(ref), ctx.prompts(ref)
     stream = MixtureStream(ref.mixture_spec, cfg.batch_size, cfg.seed)

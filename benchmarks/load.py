@@ -22,7 +22,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 CHILD = r"""
@@ -36,7 +35,8 @@ def status(key):
         if line.startswith(key):
             return int(line.split()[1]) * 1024
 mode, folder = sys.argv[1], sys.argv[2:]
-import transformer_lens, transformers, interp.loading, interp.formats.hf_convert   # imports are not the load
+import transformer_lens, transformers, interp.checkpoints.loading   # imports are not the load
+import interp.checkpoints.formats.hf_convert
 from transformers import AutoModelForCausalLM
 tokens = torch.randint(0, 50257, (1, 64), generator=torch.Generator().manual_seed(0))
 base = status("VmRSS")
@@ -49,8 +49,8 @@ with torch.inference_mode():
         model = interp.load_checkpoint(folder[0], device="cpu")
         model(tokens).sum().item()
     else:   # a series through the slot, one model resident at a time
-        from interp.manifest import CheckpointRef, Processing
-        from interp.loading import SLOT
+        from interp.checkpoints.manifest import CheckpointRef, Processing
+        from interp.checkpoints.loading import SLOT
         peaks = []
         for i, f in enumerate(folder):
             ref = CheckpointRef(run="bench", seed=0, step=i, path=__import__("pathlib").Path(f), model={},

@@ -27,7 +27,7 @@ def sae_lens_fit(x: np.ndarray, spec, steps: int):
     from sae_lens import LoggingConfig, SAETrainer
     from sae_lens.config import SAETrainerConfig
 
-    from interp.sae_fit import build_sae
+    from interp.analyzers.sae_manifold.sae_fit import build_sae
 
     torch.manual_seed(0)
     sae = build_sae(spec, x.shape[1])
@@ -49,8 +49,8 @@ def main() -> None:
 
     warnings.simplefilter("ignore")
     os.environ.setdefault("TQDM_DISABLE", "1")   # SAETrainer's progress bar
-    from interp.manifolds import circle
-    from interp.sae_fit import SAESpec, encode, fit_sae, normalise
+    from interp.analyzers.sae_manifold.sae_fit import SAESpec, encode, fit_sae, normalise
+    from interp.maths.manifolds import circle
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=1500)

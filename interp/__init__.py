@@ -3,8 +3,10 @@
 The public API is lazy: ``import interp`` imports neither torch nor TransformerLens; they load when first used.
 
     >>> import interp
-    >>> series = interp.load_series()              # the tiny bundled series      # doctest: +SKIP
-    >>> report = interp.analyze(analyzers=["neuron-stats"])                     # doctest: +SKIP
+    >>> series = interp.load_series()                       # the tiny series bundled with interp
+    >>> sorted({ref.run for ref in series.refs()})
+    ['modadd', 'narrow', 'universal', 'wide']
+    >>> report = interp.analyze(analyzers=["neuron-stats"])  # every checkpoint -> ./interp-results  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -17,16 +19,16 @@ _LAZY = {
     "analyze": "interp.api",
     "load_series": "interp.api",
     "RunOptions": "interp.api",
-    "PromptSource": "interp.prompts",
+    "PromptSource": "interp.prompts.source",
     "load_result": "interp.api",
-    "train": "interp.training",
-    "TrainConfig": "interp.training",
-    "MixtureSpec": "interp.tasks",
-    "TaskSpec": "interp.tasks",
-    "Processing": "interp.manifest",
-    "load_model": "interp.loading",
-    "load_hf_folder": "interp.loading",
-    "load_checkpoint": "interp.loading",
+    "train": "interp.toys.training",
+    "TrainConfig": "interp.toys.training",
+    "MixtureSpec": "interp.toys.tasks",
+    "TaskSpec": "interp.toys.tasks",
+    "Processing": "interp.checkpoints.manifest",
+    "load_model": "interp.checkpoints.loading",
+    "load_hf_folder": "interp.checkpoints.loading",
+    "load_checkpoint": "interp.checkpoints.loading",
     "InterpError": "interp.errors",
     "write_report": "interp.report.build",
 }

@@ -41,32 +41,33 @@ def _parse_sets(sets: list[str], analyzers: list[str]) -> dict[str, dict[str, st
     return out
 
 
+def run_options(args: argparse.Namespace) -> Any:
+    """``RunOptions`` from the flags the user gave; every default comes from ``RunOptions`` itself."""
+    from interp.prompts.source import PromptSource
+    from interp.runner.options import RunOptions
+
+    given = {"out_dir": args.out, "device": args.device, "batch_size": args.batch_size,
+             "batch_tokens": args.batch_tokens, "runs": tuple(args.run) or None, "progress": not args.quiet,
+             "allow_pickle": args.allow_pickle or None, "nonfinite": args.nonfinite, "dask": args.dask or None,
+             "dask_address": args.dask_address}
+    prompts = {"tokens_file": args.tokens, "tokenizer": args.tokenizer, "window": args.window}
+    if any(v is not None for v in prompts.values()):
+        given["prompts"] = PromptSource(**{k: v for k, v in prompts.items() if v is not None})
+    return RunOptions(**{k: v for k, v in given.items() if v is not None})
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from interp import api
     from interp.analyzers import registry
     from interp.errors import InterpError
-    from interp.prompts import PromptSource
 
     if args.checkpoint_dir and args.manifest:
         raise InterpError("give --checkpoint-dir or --manifest, not both")
     names = args.analyzer or registry.names()
     settings = _parse_sets(args.set, names)
-    opts = api.RunOptions(out_dir=args.out, device=args.device, batch_size=args.batch_size, batch_tokens=args.batch_tokens,
-                          runs=tuple(args.run) or None, prompts=PromptSource(tokens_file=args.tokens, tokenizer=args.tokenizer,
-                                                                                window=args.window),
-                          progress=not args.quiet, allow_pickle=args.allow_pickle, nonfinite=args.nonfinite,
-                          dask_address=args.dask_address)
+    opts = run_options(args)
     series = api.load_series(args.checkpoint_dir or args.manifest, allow_outside_paths=args.allow_outside_paths)
-    executor = None
-    if args.dask:
-        from interp.executors import DaskExecutor
-
-        executor = DaskExecutor()
-    try:
-        report = api.analyze(series, names, settings, opts, executor=executor, command=args.command_line)
-    finally:
-        if executor is not None:
-            executor.close()
+    report = api.analyze(series, names, settings, opts, command=args.command_line)
     print(f"{report.ran} units run, {report.skipped} already complete; results in {report.out_dir}/")
     _print_headlines(report.summaries, report.out_dir)
     if report.index is not None:
@@ -107,7 +108,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from interp.api import load_series
-    from interp.manifest import verify as verify_series
+    from interp.checkpoints.manifest import verify as verify_series
 
     report = verify_series(load_series(args.checkpoint_dir or args.manifest,
                                        allow_outside_paths=args.allow_outside_paths))
@@ -138,8 +139,8 @@ def cmd_manifest_init(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from interp.errors import ConfigError
-    from interp.training import TrainConfig
-    from interp.training import train as train_run
+    from interp.toys.training import TrainConfig
+    from interp.toys.training import train as train_run
 
     try:
         raw = json.loads(args.config.read_text())
@@ -167,16 +168,18 @@ def _series_options(p: argparse.ArgumentParser) -> None:
 
 
 def _analyze_parser(sub: Any) -> None:
+    from interp.runner.options import RunOptions as D  # only the class's defaults: no torch, no numpy
+
     p = sub.add_parser("analyze", help="run analyzers over a checkpoint series (default: the bundled tiny series)")
     _series_options(p)
     p.add_argument("-a", "--analyzer", action="append", default=[], help="analyzer to run (repeatable); default: all")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="option override key=value or analyzer.key=value (repeatable)")
-    p.add_argument("--out", type=Path, default=Path("interp-results"), help="output folder")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--batch-size", type=int, default=512, help="prompts per forward pass")
-    p.add_argument("--batch-tokens", type=int, default=8192,
-                   help="and at most this many tokens per forward pass (bounds memory at long contexts)")
+    p.add_argument("--out", type=Path, help=f"output folder (default: {D.out_dir})")
+    p.add_argument("--device", help=f"auto | cpu | cuda | cuda:N (default: {D.device})")
+    p.add_argument("--batch-size", type=int, help=f"prompts per forward pass (default: {D.batch_size})")
+    p.add_argument("--batch-tokens", type=int, help=f"and at most this many tokens per forward pass (bounds "
+                   f"memory at long contexts; default: {D.batch_tokens})")
     p.add_argument("--run", action="append", default=[], help="only these runs (repeatable)")
     p.add_argument("--tokens", type=Path, help="prompts for series without tasks: a .npy of [prompt, pos] token ids, "
                    "or a .txt / .jsonl text file tokenized with the checkpoint's own tokenizer")
@@ -188,8 +191,9 @@ def _analyze_parser(sub: Any) -> None:
                    "tcp://head:8786); every worker must see the checkpoints, the cache and --out at the same paths")
     p.add_argument("--allow-pickle", action="store_true",
                    help="read pickle checkpoints (.pt, .bin) with torch's weights_only loader (refused by default)")
-    p.add_argument("--nonfinite", choices=("raise", "keep"), default="raise",
-                   help="NaN/inf in weights or activations: stop with an error (default), or keep and count them")
+    p.add_argument("--nonfinite", choices=("raise", "keep"),
+                   help=f"NaN/inf in weights or activations: stop with an error, or keep and count them (default: "
+                        f"{D.nonfinite})")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (it is off anyway when stderr is not "
                    "a terminal)")
     p.set_defaults(func=cmd_analyze)

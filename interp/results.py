@@ -1,25 +1,33 @@
 """Results on disk: per (unit, analyzer) an HDF5 file of arrays and a JSON summary.
 
 Write order is the completion protocol: the HDF5 goes to a temporary name, is fsynced and renamed
-(``interp.atomic``); then the JSON (holding the HDF5's sha256) is written the same way. A unit is complete iff its JSON exists and names an HDF5 whose
-hash matches, so a killed run is redone from the first incomplete unit and never reads a partial file as complete.
+(``interp.trust.atomic``); then the JSON (holding the HDF5's sha256) is written the same way. A unit is complete iff its
+JSON exists and names an HDF5 whose hash matches, so a killed run is redone from the first incomplete unit and never
+reads a partial file as complete.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import platform
-from importlib.metadata import PackageNotFoundError, version
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import h5py
 import numpy as np
 
-from interp import atomic
 from interp.errors import ResultError
+from interp.trust import atomic
+
+# What interp promises about repeating a computation (docs/reproducibility.md): the same inputs on the same
+# machine with the same number of threads give the same numbers, bit for bit; another thread count, another machine
+# or a Dask worker sums floats in another order, and the numbers then agree within these tolerances.
+RTOL, ATOL = 1e-4, 1e-5
+
 
 @dataclass
 class Result:
@@ -63,6 +71,44 @@ class Result:
             raise ValueError(f"array {name!r} has {arr.ndim} dims, named {dims}")
         self.arrays[name], self.dims[name] = arr, tuple(dims)
 
+    # Keys (glob patterns over array and scalar names) whose values a subclass declares special for ``differences``:
+    # TIES hold a discrete choice among floats (a best match, a threshold flag), which may flip where the floats
+    # compared lie within the tolerance of each other; SAMPLED come from an iterative stochastic fit (SGLD chains,
+    # SAE training) that amplifies rounding, so another thread count gives another sample, not a nearby number.
+    TIES: ClassVar[tuple[str, ...]] = ()
+    SAMPLED: ClassVar[tuple[str, ...]] = ()
+    MAX_TIE_FLIPS: ClassVar[float] = 0.01   # share of a TIES array's entries that may flip
+
+    def differences(self, other: Result, rtol: float = RTOL, atol: float = ATOL) -> list[str]:
+        """What differs between two results beyond what interp promises across thread counts, machines and Dask
+        workers, where float sums are taken in another order (empty: they agree). Floats, in arrays and scalars,
+        may differ by ``atol + rtol * |value|``; ``TIES`` arrays may flip in at most ``MAX_TIE_FLIPS`` of their
+        entries; ``SAMPLED`` keys are left out; everything else (integers, flags, strings, shapes, dims, config)
+        must be equal. On one machine with one thread count results are bit-identical (``equals``)."""
+        def matches(key: str, patterns: tuple[str, ...]) -> bool:
+            return any(fnmatch.fnmatchcase(key, p) for p in patterns)
+
+        out = []
+        if (self.analyzer, self.unit_id, self.config, self.dims) != (other.analyzer, other.unit_id, other.config,
+                                                                       other.dims):
+            out.append("analyzer, unit, config or dims differ")
+        mine = {k: v for k, v in self.scalars.items() if not matches(k, self.SAMPLED)}
+        theirs = {k: v for k, v in other.scalars.items() if not matches(k, self.SAMPLED)}
+        out += _scalar_differences(mine, theirs, "scalars", rtol, atol)
+        for k in sorted(set(self.arrays) | set(other.arrays)):
+            a, b = self.arrays.get(k), other.arrays.get(k)
+            if matches(k, self.SAMPLED):
+                continue
+            if a is None or b is None or a.shape != b.shape or a.dtype.kind != b.dtype.kind:
+                out.append(f"array {k}: present, shape or kind differ")
+            elif a.dtype.kind in "fc":
+                if not np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True):
+                    worst = float(np.nanmax(np.abs(a.astype(np.float64) - b)))
+                    out.append(f"array {k}: differs by up to {worst:.3g} (rtol {rtol}, atol {atol})")
+            elif (flips := int((a != b).sum())) > (self.MAX_TIE_FLIPS * a.size if matches(k, self.TIES) else 0):
+                out.append(f"array {k}: {flips} of {a.size} entries differ")
+        return out
+
     def equals(self, other: Result) -> bool:
         """Bit-for-bit equality of arrays (NaN equal to NaN) and equality of everything else."""
         if (self.analyzer, self.unit_id, self.config, self.dims) != (other.analyzer, other.unit_id, other.config,
@@ -74,6 +120,29 @@ class Result:
             a.dtype == other.arrays[k].dtype and a.shape == other.arrays[k].shape
             and np.array_equal(a, other.arrays[k], equal_nan=a.dtype.kind == "f")
             for k, a in self.arrays.items())
+
+
+def _scalar_differences(a: Any, b: Any, where: str, rtol: float, atol: float) -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            return [f"{where}: keys differ"]
+        return [d for k in a for d in _scalar_differences(a[k], b[k], f"{where}.{k}", rtol, atol)]
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        if len(a) != len(b):
+            return [f"{where}: lengths differ"]
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _scalar_differences(x, y, f"{where}[{i}]", rtol, atol)]
+    if isinstance(a, float) or isinstance(b, float):
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+            if (a != a and b != b) or abs(a - b) <= atol + rtol * abs(b):
+                return []
+        return [f"{where}: {a!r} vs {b!r}"]
+    return [] if a == b else [f"{where}: {a!r} vs {b!r}"]
+
+
+def unit_id(run: str, step: int, seed: int | None = None) -> str:
+    """The one format of a unit's id, which is also its path under ``out_dir/<analyzer>/``: ``run/seedS/stepT`` for
+    one checkpoint, ``run/stepT`` for a unit over every seed of a step."""
+    return f"{run}/step{step}" if seed is None else f"{run}/seed{seed}/step{step}"
 
 
 def by_run_step(results: list[Result]) -> dict[str, dict[int, list[Result]]]:
@@ -102,7 +171,7 @@ def package_versions() -> dict[str, str]:
 def unit_paths(out_dir: Path, analyzer: str, unit_id: str) -> tuple[Path, Path]:
     """Where a unit's files live: ``out_dir/analyzer/run/seedS/stepT.{h5,json}``. Run names are checked safe when
     the manifest is read; this refuses anything that would still leave ``out_dir``."""
-    from interp.trust import confine
+    from interp.trust.paths import confine
 
     base = Path(out_dir) / analyzer / unit_id
     confine(base, Path(out_dir), f"result of unit {unit_id!r}")
@@ -205,6 +274,14 @@ def load_result(path: Path, result_class: type[Result] = Result) -> Result:
 def load_results(out_dir: Path, analyzer: str, config: dict | None = None,
                  result_class: type[Result] = Result) -> list[Result]:
     """Every complete unit of an analyzer (made with ``config``, when given)."""
-    folder = Path(out_dir) / analyzer
-    return [load_result(p, result_class) for p in sorted(folder.rglob("*.json")) if p.name != "summary.json"
-            and is_complete(out_dir, analyzer, str(p.relative_to(folder).with_suffix("")), config)]
+    out = []
+    for p in sorted((Path(out_dir) / analyzer).rglob("*.json")):
+        if p.name == "summary.json":
+            continue
+        try:
+            result = load_result(p, result_class)    # hashes the HDF5 once: an incomplete unit raises
+        except ResultError:
+            continue
+        if config is None or result.config == config:
+            out.append(result)
+    return out

@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from interp.activations.store import HookArray, HookWriter, cache_key, hook_file, is_complete
+from interp.checkpoints.hooks import hook_layer, is_mlp_activation
 from interp.errors import HookNameError, NonFiniteError, suggest
-from interp.hooks import hook_layer, is_mlp_activation
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
-    from interp.manifest import CheckpointRef
-    from interp.tasks import PromptSet
+    from interp.checkpoints.manifest import CheckpointRef
+    from interp.prompts.prompt_set import PromptSet
 
 
 
@@ -53,7 +53,7 @@ def stop_layer(hooks: Iterable[str], n_layers: int) -> int | None:
 class CacheSettings:
     root: Path
     batch_size: int = 512
-    storage_dtype: str = "float32"   # float16 halves size and write time (FIELD-NOTES); float32 keeps tests exact
+    storage_dtype: str = "float32"   # float16 halves size and write time (measured); float32 keeps tests exact
     nonfinite: str = "raise"         # or "keep": count and store
     batch_tokens: int = 8192         # and at most this many tokens per pass (RunOptions.batch_tokens)
 
@@ -102,7 +102,7 @@ class ActivationCache:
         import torch
         from tqdm.auto import tqdm
 
-        from interp.metrics import batch_tensor, masked_next_token_loss, token_tensor
+        from interp.maths.losses import batch_tensor, masked_next_token_loss, token_tensor
 
         writers: dict[tuple[str, bool], HookWriter] = {}
         store: dict[str, torch.Tensor] = {}
@@ -129,7 +129,7 @@ class ActivationCache:
                 toks = token_tensor(part.tokens, self.device)
                 fwd = [(h, keep) for h in hooks]
                 if grad_hooks:
-                    from interp.determinism import deterministic
+                    from interp.maths.determinism import deterministic
 
                     with torch.enable_grad(), deterministic():
                         logits = model.run_with_hooks(toks, fwd_hooks=fwd)

@@ -15,9 +15,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from interp import atomic
 from interp.errors import OutputError
-from interp.trust import safe_hook
+from interp.trust import atomic
+from interp.trust.paths import safe_hook
 
 DATASET = "data"
 

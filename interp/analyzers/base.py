@@ -1,49 +1,47 @@
 """The analyzer contract.
 
-An analyzer module holds a frozen ``Config`` (an ``interp.config.Options``: validated on construction), optionally a
-``Result`` subclass with typed accessors, and the analyzer class. Like a scikit-learn estimator, the constructor only
-stores the config.
+An analyzer is a folder of ``interp/analyzers/`` (see ``README.md`` there): ``analyzer.py`` holds a frozen ``Config``
+(an ``interp.config.Options``: validated on construction), optionally a ``Result`` subclass with typed accessors, and
+the analyzer class; ``summary.py`` turns a series of unit results into headline rows and figure specs; ``method.md``
+says what it computes, the choices that are ours, and its caveats (the report page shows it). Like a scikit-learn
+estimator, the constructor only stores the config.
 
-- ``needs(ref)`` declares hooks (and hooks whose loss gradients it wants) and its scope, so the runner caches every
-  activation once for all analyzers that want it;
+- ``scope`` (a class constant): one checkpoint, or every seed of a run at one step;
+- ``needs(ref)`` declares hooks (and hooks whose loss gradients it wants), so the runner caches every activation
+  once for all analyzers that want it;
 - ``select(refs)`` says which checkpoints it applies to (default: all);
 - ``run(unit, ctx)`` streams over cached chunks with accumulators (float64 where sums are long) and returns a
   ``Result``; it is deterministic: the same unit gives the same Result, and it keeps no state between units
   (per-run memos live in the ``Context``, keyed by what they depend on);
-- ``summarize(results, out_dir)`` (optional) turns a series of unit results into series-level headline rows
-  (``interp.report.headline``) and figure specs (``interp.report.figures``: data and captions, never drawing; the
-  report renders them).
+- ``summarize(results, uses)`` (``summary.py``'s ``summarize``) turns this run's unit results into series-level
+  headline rows (``interp.report.headline``) and figure specs (``interp.report.figures``: data and captions, never
+  drawing); ``uses`` holds the results of the analyzers named in ``uses``, made from the same checkpoints and
+  prompts, handed in by the runner.
 """
 
 from __future__ import annotations
 
+import importlib
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import Enum
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from interp.config import Options
-from interp.results import Result
+from interp.results import Result, unit_id
+from interp.runner.context import Needs
 
 if TYPE_CHECKING:
-    from interp.context import Context
-    from interp.manifest import CheckpointRef
+    from interp.checkpoints.manifest import CheckpointRef
+    from interp.runner.context import Context
 
 
 class Scope(str, Enum):
     CHECKPOINT = "checkpoint"   # one checkpoint
     SEEDS = "seeds"             # all seeds of a run at one step
-
-
-@dataclass(frozen=True)
-class Needs:
-    """What the runner must have cached before ``run``: activations of ``hooks``, and activations plus loss
-    gradients of ``grad_hooks``. Analyzers that use the model itself ask the context for it (``ctx.model``)."""
-
-    hooks: tuple[str, ...] = ()
-    grad_hooks: tuple[str, ...] = ()
-    scope: Scope = Scope.CHECKPOINT
 
 
 @dataclass(frozen=True)
@@ -56,20 +54,22 @@ class Unit:
     @property
     def id(self) -> str:
         r = self.refs[0]
-        return r.id if len(self.refs) == 1 else f"{r.run}/step{r.step}"
+        return r.id if len(self.refs) == 1 else unit_id(r.run, r.step)
 
 
 class Analyzer(ABC):
     name: ClassVar[str]
-    description: ClassVar[str]
-    # for the report (stored in the summary, so ``interp report`` needs no analyzer): the question the analyzer
-    # answers, in a sentence, and a short paragraph of method and caveats
+    # the question the analyzer answers, in a sentence (the report's page leads with it; the method is method.md)
     question: ClassVar[str] = ""
-    method: ClassVar[str] = ""
     Config: ClassVar[type[Options]]
     Result: ClassVar[type[Result]] = Result
-    # what ``select`` requires of a checkpoint, said when it selects nothing (e.g. "runs with tasks in their mixture")
+    scope: ClassVar[Scope] = Scope.CHECKPOINT
+    # what ``select`` requires of a checkpoint, and the flag or manifest field that supplies it: said when it
+    # selects nothing (e.g. "runs with tasks in their mixture")
     requires: ClassVar[str] = ""
+    # other analyzers whose results ``summarize`` joins with its own (handed in by the runner, same checkpoints and
+    # prompts); they do not have to run in the same call: complete results on disk count
+    uses: ClassVar[tuple[str, ...]] = ()
     # bumped when a change to the method alters the numbers a unit produces: part of the unit key, so results an
     # older interp saved are recomputed, not served
     version: ClassVar[int] = 1
@@ -89,6 +89,11 @@ class Analyzer(ABC):
 
     def config_dict(self) -> dict[str, Any]:
         return self.config.to_json()
+
+    @classmethod
+    def method(cls) -> str:
+        """The method text (``method.md`` beside the analyzer's module; empty when there is none)."""
+        return _method_text(sys.modules[cls.__module__].__file__)
 
     def input_digests(self) -> dict[str, str]:
         """sha256 of every file the analyzer reads besides checkpoints and prompts (e.g. a choices file named in its
@@ -110,6 +115,20 @@ class Analyzer(ABC):
         return self.Result(analyzer=self.name, unit_id=unit.id, config=self.config_dict(),
                            provenance={"checkpoints": [r.provenance() for r in unit.refs]})
 
-    def summarize(self, results: list[Result], out_dir: Path) -> dict[str, Any]:
-        """Series-level ``headline`` rows and ``figures`` specs (plus any tables the analyzer keeps); default: none."""
-        return {}
+    def summarize(self, results: list[Result], uses: dict[str, list[Result]]) -> dict[str, Any]:
+        """Series-level ``headline`` rows and ``figures`` specs (plus any tables the analyzer keeps): the
+        ``summarize(results, uses)`` of ``summary.py`` beside the analyzer's module; none without one."""
+        package = type(self).__module__.rpartition(".")[0]
+        try:
+            module = importlib.import_module(f"{package}.summary")
+        except ModuleNotFoundError as e:
+            if e.name != f"{package}.summary":
+                raise
+            return {}
+        return module.summarize(results, uses)
+
+
+@cache
+def _method_text(module_file: str) -> str:
+    path = Path(module_file).with_name("method.md")
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else ""

@@ -19,25 +19,25 @@ if TYPE_CHECKING:   # the registry itself imports nothing heavy: `interp list` a
 
 BUILTIN: dict[str, tuple[str, str]] = {
     # name: (target, one-line description, kept here so `interp list` imports nothing heavy)
-    "neuron-stats": ("interp.analyzers.neuron_stats:NeuronStats",
+    "neuron-stats": ("interp.analyzers.neuron_stats.analyzer:NeuronStats",
                      "per-neuron pre-activation moments, activation frequency and weight geometry"),
-    "task-allocation": ("interp.analyzers.task_allocation:TaskAllocation",
+    "task-allocation": ("interp.analyzers.task_allocation.analyzer:TaskAllocation",
                         "per-task neuron attribution, neuron shares, overlap between tasks, and ablation checks"),
-    "universal-neurons": ("interp.analyzers.universal_neurons:UniversalNeurons",
+    "universal-neurons": ("interp.analyzers.universal_neurons.analyzer:UniversalNeurons",
                           "cross-seed neuron correlations vs a random-rotation baseline; universal neurons per layer"),
-    "grad-interference": ("interp.analyzers.grad_interference:GradInterference",
+    "grad-interference": ("interp.analyzers.grad_interference.analyzer:GradInterference",
                           "per-task gradient cosines, first-order interference and the task/non-task batch split"),
-    "sae-manifold": ("interp.analyzers.sae_manifold:SAEManifold",
+    "sae-manifold": ("interp.analyzers.sae_manifold.analyzer:SAEManifold",
                      "SAE fits to a modular-addition model's Fourier circles: subspace capture, tiling or dilution"),
-    "fourier-competition": ("interp.analyzers.fourier_competition:FourierCompetition",
+    "fourier-competition": ("interp.analyzers.fourier_competition.analyzer:FourierCompetition",
                             "Fourier circles of modular-addition embeddings over training: which survive, and were "
                             "they fittest"),
-    "incidental-polysemanticity": ("interp.analyzers.incidental_polysemanticity:IncidentalPolysemanticity",
+    "incidental-polysemanticity": ("interp.analyzers.incidental_polysemanticity.analyzer:IncidentalPolysemanticity",
                                    "task features carried per MLP neuron (direct input weights) against the toy "
                                    "model's n^2/(4m)"),
-    "stages": ("interp.analyzers.stages:Stages",
+    "stages": ("interp.analyzers.stages.analyzer:Stages",
                "per-task loss curves with their s-curve drops, and the local learning coefficient by SGLD"),
-    "likelihood-chain": ("interp.analyzers.likelihood_chain:LikelihoodChain",
+    "likelihood-chain": ("interp.analyzers.likelihood_chain.analyzer:LikelihoodChain",
                          "log p(correct) -> p -> p among choices -> Brier -> accuracy per task, and how each "
                          "correlates with log step and width"),
 }

@@ -1,8 +1,8 @@
 """``write_report(out_dir)``: the report over a results folder, from what is saved there only (each analyzer's
 ``summary.json`` with its figure specs, and ``run.json``), so ``interp report DIR`` redraws it without a model.
 
-Writes, all through ``interp.atomic``: ``plotly.min.js`` (once, beside the pages: nothing is fetched at view time),
-``index.html``, ``<analyzer>.html`` per analyzer, and ``<analyzer>/<figure>.png`` per drawn figure. Every link is
+Writes, all through ``interp.trust.atomic``: ``plotly.min.js`` (once, beside the pages: nothing is fetched at view
+time), ``index.html``, ``<analyzer>.html`` per analyzer, and ``<analyzer>/<figure>.png`` per drawn figure. Every link is
 relative, so the folder can be moved, zipped or served as it is.
 """
 
@@ -24,7 +24,7 @@ SKIP_DIRS = {"cache"}
 
 def load_summaries(out_dir: Path, order: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """{analyzer: summary} for every ``<analyzer>/summary.json`` in the folder, in ``order`` first."""
-    from interp.trust import SAFE_NAME
+    from interp.trust.paths import SAFE_NAME
 
     found = {}
     for p in sorted(Path(out_dir).glob("*/summary.json")):
@@ -44,7 +44,7 @@ def load_summaries(out_dir: Path, order: list[str] | None = None) -> dict[str, d
 def parse_figures(name: str, summary: dict) -> tuple[list[F.Figure], list[str]]:
     """The figure specs of a summary, and notes for entries that are not specs (the file paths that summaries
     written before the report pages held: nothing to redraw from, so the page says how to get them back)."""
-    from interp.trust import safe_name
+    from interp.trust.paths import safe_name
 
     specs, legacy = [], 0
     for i, d in enumerate(summary.get("figures") or []):
@@ -100,7 +100,7 @@ def plots_script(drawn: list[Drawn]) -> str:
 def write_plotly_js(out_dir: Path) -> Path:
     from importlib.resources import files
 
-    from interp import atomic
+    from interp.trust import atomic
 
     data = (files("plotly") / "package_data" / PLOTLY_JS).read_bytes()
     target = Path(out_dir) / PLOTLY_JS
@@ -111,13 +111,13 @@ def write_plotly_js(out_dir: Path) -> Path:
 
 def write_report(out_dir: str | Path, png: bool = True) -> Path:
     """Write every page of the report over ``out_dir``; returns the index page's path."""
-    from interp import atomic
+    from interp.trust import atomic
 
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         raise ResultError(f"{out_dir}: no such results folder")
     record = read_run_record(out_dir)
-    summaries = load_summaries(out_dir, list(((record or {}).get("analyzers") or {})))
+    summaries = load_summaries(out_dir, list((record or {}).get("analyzers") or {}))
     if not summaries:
         raise ResultError(f"{out_dir}: no <analyzer>/summary.json here; `interp analyze --out {out_dir}` writes them")
     colors = run_colors(all_runs(summaries, record))

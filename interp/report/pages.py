@@ -11,7 +11,7 @@ from typing import Any
 
 from interp.report import headline as H
 from interp.report.figures import Figure
-from interp.report.html import esc, fmt, kv_table, prose, seconds, size, table
+from interp.report.html import esc, fmt, kv_table, markdown, prose, seconds, size, table
 
 PLOTLY_JS = "plotly.min.js"
 
@@ -70,8 +70,8 @@ def analyzer_body(name: str, summary: dict, drawn: list[Drawn], record: dict | N
     if summary.get("question"):
         parts.append(f"<p class=lead>{prose(summary['question'])}</p>")
     if summary.get("method"):
-        parts.append(f"<section class=box><h3>Method and caveats</h3><div class=method><p>{prose(summary['method'])}"
-                     f"</p></div></section>")
+        parts.append(f"<section class=box><h3>Method and caveats</h3><div class=method>{markdown(summary['method'])}"
+                     f"</div></section>")
     if not summary.get("units"):
         parts.append("<p class=skipped>No units: this analyzer selected no checkpoint of this series (see its "
                      "method above for what it needs).</p>")

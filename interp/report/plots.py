@@ -18,8 +18,8 @@ def pyplot():
 
 
 def save(fig: Any, path: Path) -> Path:
-    """Write a figure as PNG, atomically (``interp.atomic``), and close it."""
-    from interp import atomic
+    """Write a figure as PNG, atomically (``interp.trust.atomic``), and close it."""
+    from interp.trust import atomic
 
     path = Path(path)
     try:

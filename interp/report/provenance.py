@@ -130,7 +130,7 @@ def timings(outcomes: list, unit_seconds: dict[str, list[tuple]],
 
 
 def write_run_record(out_dir: Path, record: dict[str, Any]) -> Path:
-    from interp import atomic
+    from interp.trust import atomic
 
     record = {"schema": 1, "written": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), **record}
     return atomic.write_text(Path(out_dir) / RECORD, json.dumps(record, indent=1, default=str))

@@ -10,8 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 from interp.report import figures as F
-from interp.report.style import (CYCLIC, FAINT, SERIES, color_map, esc, log_positions, log_ticks, natural_key,
-                                 nice_grid, tick_text)
+from interp.report.style import (
+    CYCLIC,
+    FAINT,
+    SERIES,
+    color_map,
+    esc,
+    log_positions,
+    log_ticks,
+    natural_key,
+    nice_grid,
+    tick_text,
+)
 
 ROW_HEIGHT = 340
 CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["select2d", "lasso2d"],

@@ -33,8 +33,8 @@ def render(fig: F.Figure, path: Path, run_colors: dict[str, str] | None = None) 
 
 
 def save(mfig, path: Path) -> Path:
-    """Write atomically (``interp.atomic``: temp, fsync, rename) and close the figure."""
-    from interp import atomic
+    """Write atomically (``interp.trust.atomic``: temp, fsync, rename) and close the figure."""
+    from interp.trust import atomic
 
     try:
         atomic.write_with(Path(path), lambda tmp: mfig.savefig(tmp, dpi=100, format="png"))

@@ -10,9 +10,8 @@ import torch
 import yaml
 
 import interp
-from faultlib import no_traceback
-from conftest import cli
 from interp.errors import ManifestError, ResultError, UnsafeInputError
+from tests.helpers import cli, no_traceback
 
 
 def test_a_pickle_in_an_hf_folder_needs_the_opt_in(tmp_path):

@@ -8,9 +8,14 @@ import os
 import pytest
 
 import interp
-from conftest import cli
-from faultlib import edit_manifest, no_partial_files, no_traceback, one_checkpoint
 from interp.errors import IntegrityError
+from tests.helpers import (
+    cli,
+    edit_manifest,
+    no_partial_files,
+    no_traceback,
+    one_checkpoint,
+)
 
 
 def _flip_one_bit(path):
@@ -45,13 +50,14 @@ def test_provenance_records_the_hash_read_even_without_one_in_the_manifest(serie
 
 
 def test_a_file_replaced_after_verification_is_not_loaded(series, tmp_path):
-    from interp.api import verified_refs
+    from interp.runner.plan import verify_refs
+    from interp.trust.hashes import Verifier
 
-    refs = verified_refs(interp.load_series(series).refs())
+    refs = verify_refs(interp.load_series(series).refs(), Verifier.default())
     victim = one_checkpoint(series)
     _flip_one_bit(victim)
     os.utime(victim, ns=(1, 1))
-    from interp.loading import load_ref
+    from interp.checkpoints.loading import load_ref
 
     with pytest.raises(IntegrityError, match="changed after it was verified"):
         load_ref(next(r for r in refs if r.path == victim), device="cpu")

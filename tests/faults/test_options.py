@@ -3,9 +3,8 @@
 import pytest
 
 import interp
-from conftest import cli
-from faultlib import no_traceback
 from interp.errors import ConfigError
+from tests.helpers import cli, no_traceback
 
 
 @pytest.mark.parametrize("analyzer, key, value, valid", [

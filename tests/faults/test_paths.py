@@ -7,9 +7,8 @@ import shutil
 import pytest
 
 import interp
-from conftest import cli
-from faultlib import edit_manifest, files_under, no_traceback, one_checkpoint
 from interp.errors import UnsafeInputError
+from tests.helpers import cli, edit_manifest, files_under, no_traceback, one_checkpoint
 
 OPTS = dict(progress=False)
 

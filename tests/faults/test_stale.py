@@ -7,8 +7,8 @@ import json
 import numpy as np
 
 import interp
-from faultlib import edit_manifest, one_checkpoint
-from interp.prompts import PromptSource
+from interp.prompts.source import PromptSource
+from tests.helpers import edit_manifest, one_checkpoint
 
 
 def _opts(out, **kw):
@@ -52,10 +52,12 @@ def test_changed_prompts_recompute(series, tmp_path):
     out = tmp_path / "o"
     tokens = tmp_path / "t.npy"
     np.save(tokens, np.random.default_rng(0).integers(0, 20, size=(64, 3)))
-    assert interp.analyze(series, ["neuron-stats"], options=_opts(out, prompts=PromptSource(tokens_file=tokens))).ran == 8
+    opts = _opts(out, prompts=PromptSource(tokens_file=tokens))
+    assert interp.analyze(series, ["neuron-stats"], options=opts).ran == 8
     np.save(tokens, np.random.default_rng(1).integers(0, 20, size=(64, 3)))
-    assert interp.analyze(series, ["neuron-stats"], options=_opts(out, prompts=PromptSource(tokens_file=tokens))).ran == 8
-    assert interp.analyze(series, ["neuron-stats"], options=_opts(out, prompts=PromptSource(tokens_file=tokens))).ran == 0
+    opts = _opts(out, prompts=PromptSource(tokens_file=tokens))    # same path, new content: a new key
+    assert interp.analyze(series, ["neuron-stats"], options=opts).ran == 8
+    assert interp.analyze(series, ["neuron-stats"], options=opts).ran == 0
 
 
 def test_changed_settings_recompute(series, tmp_path):
@@ -70,7 +72,7 @@ def test_changed_settings_recompute(series, tmp_path):
 def test_results_of_an_older_method_recompute(series, tmp_path, monkeypatch):
     """A method change that alters the numbers bumps the analyzer's version: results saved before it are
     recomputed, not served (as universal-neurons' results were when its baseline moved to exact sums)."""
-    from interp.analyzers.neuron_stats import NeuronStats
+    from interp.analyzers.neuron_stats.analyzer import NeuronStats
 
     out = tmp_path / "o"
     assert interp.analyze(series, ["neuron-stats"], options=_opts(out)).ran == 8

@@ -1,6 +1,6 @@
 """Family 8: ``interp verify`` says when there is nothing to verify against."""
 
-from conftest import cli
+from tests.helpers import cli
 
 
 def test_verify_without_a_manifest_says_so(series):

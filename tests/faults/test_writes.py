@@ -9,11 +9,10 @@ import uuid
 import pytest
 
 import interp
-from conftest import cli
-from faultlib import no_partial_files, no_traceback
-from interp import atomic
 from interp.errors import OutputError
 from interp.results import load_results
+from interp.trust import atomic
+from tests.helpers import cli, no_partial_files, no_traceback
 
 
 def _opts(out, **kw):
@@ -45,7 +44,7 @@ def test_injected_enospc_at_every_write_site(series, tmp_path, monkeypatch):
         seen = []
         real = atomic.fsync_file
 
-        def failing(p, k=k, seen=seen):
+        def failing(p, k=k, seen=seen, real=real):
             seen.append(p)
             if len(seen) == k + 1:
                 raise OSError(errno.ENOSPC, "No space left on device")

@@ -5,10 +5,9 @@ import pytest
 import torch
 
 import interp
-from conftest import cli
-from faultlib import edit_manifest, no_traceback, one_checkpoint
 from interp.errors import CheckpointError, ManifestError, NonFiniteError, PromptError
-from interp.prompts import PromptSource
+from interp.prompts.source import PromptSource
+from tests.helpers import cli, edit_manifest, no_traceback, one_checkpoint
 
 
 def _opts(out, **kw):

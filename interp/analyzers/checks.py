@@ -1,0 +1,71 @@
+"""``check_analyzer``: the conformance check every built-in analyzer passes, for yours too.
+
+    >>> from interp.analyzers.checks import check_analyzer
+    >>> check_analyzer(MyAnalyzer, work_dir="/tmp/check")      # doctest: +SKIP
+
+It builds the analyzer from its default config, checks that the config survives a JSON round trip and that the
+analyzer selects something in the series (the tiny bundled one by default), caches what it needs on that series'
+last checkpoint (every seed of it for a seeds-scope analyzer), checks that its hooks exist on the model, runs the
+unit twice from two fresh instances (the results must be equal: no hidden state, no unseeded randomness), saves
+the result and loads it back (equal again, and of the analyzer's own ``Result`` class), and summarizes it. Any
+failure raises ``AssertionError`` with the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from interp.analyzers.base import Analyzer, Scope, Unit
+
+if TYPE_CHECKING:
+    from interp.checkpoints.manifest import Series
+    from interp.results import Result
+
+
+def check_analyzer(cls: type[Analyzer], work_dir: str | Path, series: Series | None = None,
+                   run: str | None = None) -> Result:
+    """Raise ``AssertionError`` unless ``cls`` keeps the analyzer contract (see the module doc); return the unit
+    result it made. ``run``: the run to check it on (default: the first the analyzer selects, ``wide`` when it
+    selects the bundled series' wide run)."""
+    from interp.activations.cache import CacheSettings, check_hooks
+    from interp.checkpoints.loading import SLOT
+    from interp.checkpoints.manifest import bundled_manifest, load_manifest
+    from interp.prompts.source import PromptSource
+    from interp.results import load_result, save_result
+    from interp.runner.context import Context, ContextSettings
+
+    work_dir = Path(work_dir)
+    analyzer = cls()
+    assert isinstance(analyzer, Analyzer) and analyzer.name, f"{cls.__name__}: not an Analyzer with a name"
+    assert dataclasses.is_dataclass(cls.Config), f"{cls.name}: Config must be a dataclass"
+    cfg = analyzer.config_dict()
+    assert cls.config_from(json.loads(json.dumps(cfg))) == analyzer.config, f"{cls.name}: config JSON round trip"
+    series = series if series is not None else load_manifest(bundled_manifest())
+    chosen = analyzer.select(series.refs())
+    assert chosen, f"{cls.name}: selects nothing in {series.source or series.root}"
+    runs = [r.run for r in chosen]
+    run = run or ("wide" if "wide" in runs else runs[0])
+    last = max(r.step for r in chosen if r.run == run)
+    refs = tuple(r for r in chosen if r.run == run and r.step == last)
+    refs = refs if analyzer.scope is Scope.SEEDS else refs[:1]
+    ctx = Context(ContextSettings(CacheSettings(work_dir / "cache"), "cpu", PromptSource(n_background=64)))
+    try:
+        needs = analyzer.needs(refs[0])
+        check_hooks(ctx.model(refs[0]).hook_dict, needs.hooks + needs.grad_hooks, f"checkpoint {refs[0].id}")
+        for ref in refs:
+            ctx.ensure(ref, analyzer.needs(ref))
+        unit = Unit(cls.name, refs)
+        first, second = analyzer.run(unit, ctx), cls(cls.config_from(cfg)).run(unit, ctx)
+    finally:
+        SLOT.clear()
+    assert type(first) is cls.Result, f"{cls.name}: run() returned {type(first).__name__}, not {cls.Result.__name__}"
+    assert first.equals(second), f"{cls.name}: two runs of the same unit differ (hidden state or unseeded randomness)"
+    back = load_result(save_result(first, work_dir / "out"), cls.Result)
+    assert back.equals(first) and type(back) is type(first), f"{cls.name}: save -> load changed the result"
+    summary: Any = analyzer.summarize([back], {})
+    assert isinstance(summary, dict), f"{cls.name}: summarize returned {type(summary).__name__}, not a dict"
+    json.dumps(summary)   # the summary is written as JSON
+    return first

@@ -1,0 +1,134 @@
+"""``universal-neurons``: which MLP neurons recur in every seed (Gurnee et al., arXiv 2401.12181).
+
+The method, the choices that are ours and the caveats: ``method.md`` beside this module.
+
+The correlations are computed in ``interp.analyzers.universal_neurons.cross_seed``, one block per (seed
+pair, layer pair).
+
+Memory is independent of the number of tokens and bounded by ``memory_gb``: the blocks' float64 sums (d_mlp^2 x 8
+bytes each) are taken a few at a time, each group a fresh pass over the cached activations (GPT-2 small at 3 seeds
+has 1,296 blocks of 75 MB: 25 passes at 4 GB). With ``shard=true`` each (seed pair, layer pair) is its own task: on
+a Dask cluster the shards of one unit run on many workers at once, each reading only its two layers from the
+shared cache; the arrays are identical to the serial path's, bit for bit (the same block computations on the same
+chunks).
+
+Numerics: each input is shifted by its first block's means and float32 blocks of 1,024 rows are multiplied into
+float64 sums (``interp.maths.stats``), so neurons with a large mean against their spread stay accurate
+(raw-moment sums lose every digit there). The rotated baselines come from those sums and each input's Gram matrix
+(``interp.analyzers.universal_neurons.cross_seed``), in float64. A dead (constant) neuron has correlation 0 with
+everything (defined, not NaN), so it is never universal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from interp.analyzers.base import Analyzer, Scope, Unit
+from interp.analyzers.universal_neurons import cross_seed
+from interp.checkpoints.hooks import act_name, mlp_hooks
+from interp.config import Options, option
+from interp.results import Result
+from interp.runner.context import Needs
+
+
+@dataclass(frozen=True)
+class UniversalNeuronsConfig(Options):
+    threshold: float = option(0.5, ge=0, le=2)   # excess correlation above which a neuron is universal
+    chunk_tokens: int = option(16384, ge=1)      # token vectors per chunk read from the cache (bounds memory)
+    seed: int = option(0, ge=0)                  # of the random rotations
+    matching: bool = True                        # also the one-to-one (Hungarian) matching
+    memory_gb: float = option(4.0, gt=0)         # for the float64 cross sums: bounds the blocks taken per pass
+    shard: bool = False                          # one task per (seed pair, layer pair): fans out on a Dask cluster
+
+
+class UniversalNeuronsResult(Result):
+    TIES = ("best_match", "universal")   # an argmax over correlations, a threshold on the excess
+    @property
+    def universal(self) -> np.ndarray:
+        """[seed, layer, neuron] bool."""
+        return self.arrays["universal"]
+
+
+def excess(max_corr: np.ndarray, baseline: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean_corr, mean_baseline, excess_corr), each [seed, unit]: means over the other seeds."""
+    mean_corr, mean_base = np.nanmean(max_corr, axis=1), np.nanmean(baseline, axis=1)
+    return mean_corr, mean_base, mean_corr - mean_base
+
+
+class UniversalNeurons(Analyzer):
+    name = "universal-neurons"
+    Config = UniversalNeuronsConfig
+    Result = UniversalNeuronsResult
+    version = 2
+    scope = Scope.SEEDS
+    uses = ("neuron-stats",)   # the universal-vs-other table joins its per-neuron statistics
+    requires = "at least two seeds of a run at the same step (it correlates neurons across seeds)"
+    question = "Which MLP neurons recur in every seed, more than a random rotation of the same activations would?"
+
+    def needs(self, ref) -> Needs:
+        return Needs(hooks=mlp_hooks(ref.n_layers))
+
+    def run(self, unit: Unit, ctx) -> UniversalNeuronsResult:
+        refs = sorted(unit.refs, key=lambda r: r.seed)
+        n_layers, n = refs[0].n_layers, len(refs)
+        paths = {(s, layer): str(ctx.acts(r, act_name("post", layer)).path) for s, r in enumerate(refs)
+                 for layer in range(n_layers)}
+        d = ctx.acts(refs[0], act_name("post", 0)).shape[-1]
+        c = self.config
+        if c.shard:
+            job = partial(shard_job, paths, d=d, seed=c.seed, tokens=c.chunk_tokens, device=ctx.device,
+                          matching=c.matching)
+            parts = ctx.map(job, cross_seed.shards(n, n_layers))
+            out = cross_seed.reduce([b for part in parts for b in part], n, n_layers, d, c.matching)
+            passes = len(parts)
+        else:
+            out = cross_seed.cross_seed_correlations(lambda keys: stream_chunks(paths, keys, c.chunk_tokens), n,
+                                                     n_layers, d, c.seed, ctx.device, c.matching,
+                                                     c.memory_gb * 2**30)
+            passes = len(cross_seed.passes(cross_seed.all_blocks(n, n_layers), d, c.memory_gb * 2**30))
+        result = self._result(unit, refs, out, n_layers, d)
+        result.scalars["passes"] = passes   # reads of the cached activations (serial) or shards (sharded)
+        return result
+
+    def _result(self, unit: Unit, refs, out: dict, n_layers: int, d_mlp: int) -> UniversalNeuronsResult:
+        mean_corr, mean_base, exc = excess(out["max_corr"], out["baseline_max"])
+        universal = exc > self.config.threshold
+        n = len(refs)
+        shape4 = (n, n, n_layers, d_mlp)
+        dims4 = ("seed", "other_seed", "layer", "neuron")
+        result = self.new_result(unit)
+        for name in ("max_corr", "baseline_max", "best_match", "matched_corr"):
+            if name in out:
+                result.add(name, out[name].reshape(shape4), dims4)
+        for name, arr in (("mean_corr", mean_corr), ("mean_baseline", mean_base), ("excess_corr", exc),
+                          ("universal", universal)):
+            result.add(name, arr.reshape(n, n_layers, d_mlp), ("seed", "layer", "neuron"))
+        per_layer = universal.reshape(n, n_layers, d_mlp).mean(axis=(0, 2))
+        result.scalars.update(seeds=[r.seed for r in refs], universal_fraction=float(universal.mean()),
+                              universal_fraction_per_layer=per_layer.tolist(), mean_excess_corr=float(exc.mean()),
+                              mean_max_corr=float(mean_corr.mean()), mean_baseline=float(mean_base.mean()))
+        return result
+
+
+def stream_chunks(paths: dict[tuple[int, int], str], keys: set[tuple[int, int]],
+                  tokens: int) -> Iterator[dict[tuple[int, int], np.ndarray]]:
+    """Per chunk of about ``tokens`` tokens, {(seed, layer): [token, neuron]} for the cached activations ``keys``
+    need; every array is read with the same prompts per chunk, so their rows stay aligned."""
+    from interp.activations.store import HookArray
+
+    arrays = {k: HookArray(paths[k]) for k in sorted(keys)}
+    rows = next(iter(arrays.values())).rows_for(tokens)
+    readers = {k: a.blocks(rows) for k, a in arrays.items()}
+    for block in zip(*readers.values()):
+        yield {k: b.reshape(-1, b.shape[-1]) for k, b in zip(readers, block)}
+
+
+def shard_job(paths: dict[tuple[int, int], str], blocks: list, d: int, seed: int, tokens: int, device: str,
+              matching: bool) -> list:
+    """One shard (a seed pair at a layer pair): its blocks over the two layers it reads. Picklable: on a Dask
+    cluster it runs on any worker that sees the cache."""
+    return cross_seed.run_blocks(blocks, lambda keys: stream_chunks(paths, keys, tokens), d, seed, device, matching)

@@ -1,0 +1,107 @@
+"""Planning: which (analyzer, checkpoints) units a run has, grouped into jobs, checked before anything is computed.
+
+A ``Job`` is a picklable unit of scheduling: some checkpoints and the analyzers to run on them once their
+activations are cached. Jobs come in two stages, run in order: one job per checkpoint (every checkpoint-scope
+analyzer that selected it), then one per seed group (every seeds-scope analyzer that selected all of the group's
+checkpoints). ``Plan.verified`` checks the bytes of every planned checkpoint, once, before the first job runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from interp.analyzers.base import Analyzer, Scope
+from interp.errors import ManifestError, suggest
+
+if TYPE_CHECKING:
+    from interp.checkpoints.manifest import CheckpointRef, Series
+    from interp.runner.options import RunOptions
+    from interp.trust.hashes import Verifier
+
+
+@dataclass(frozen=True)
+class Job:
+    """Some checkpoints, and the analyzers to run on them (checkpoint scope: one ref; seeds scope: every seed of
+    a step). Picklable: the same job runs in this process or on any Dask worker that sees the files."""
+
+    refs: tuple[CheckpointRef, ...]
+    analyzers: tuple[Analyzer, ...]
+    scope: Scope
+    options: RunOptions
+
+    @property
+    def name(self) -> str:
+        return f"{'+'.join(a.name for a in self.analyzers)} on {', '.join(r.id for r in self.refs)}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The stages of jobs of one ``analyze`` call."""
+
+    stages: tuple[tuple[Job, ...], tuple[Job, ...]]
+
+    STAGE_NAMES = ("checkpoints", "seed groups")
+
+    @property
+    def refs(self) -> list[CheckpointRef]:
+        """Every planned checkpoint once, in plan order."""
+        seen: dict[str, CheckpointRef] = {}
+        for stage in self.stages:
+            for job in stage:
+                for r in job.refs:
+                    seen.setdefault(r.id, r)
+        return list(seen.values())
+
+    @property
+    def n_units(self) -> int:
+        return sum(len(j.analyzers) for stage in self.stages for j in stage)
+
+    def verified(self, verifier: Verifier, progress: bool = False) -> Plan:
+        """The same plan with every checkpoint's bytes checked against the manifest (size, sha256), each once,
+        and the hash actually read recorded on its ref."""
+        checked = {r.id: r for r in verify_refs(self.refs, verifier, progress)}
+        return Plan(tuple(tuple(replace(j, refs=tuple(checked[r.id] for r in j.refs)) for j in stage)
+                          for stage in self.stages))
+
+
+def select_refs(series: Series, runs: tuple[str, ...] | None) -> list[CheckpointRef]:
+    """The series' checkpoints, only those of ``runs`` when given (an unknown run is an error naming the valid)."""
+    refs = series.refs()
+    if runs is not None:
+        known = sorted({r.run for r in refs})
+        unknown = [r for r in runs if r not in known]
+        if unknown:
+            raise ManifestError(f"--run {unknown[0]!r}: no such run in {series.source or series.root}; runs: "
+                                f"{known}." + suggest(unknown[0], known))
+        refs = [r for r in refs if r.run in runs]
+    return refs
+
+
+def plan(refs: list[CheckpointRef], analyzers: list[Analyzer], options: RunOptions) -> Plan:
+    """One job per checkpoint, then one per seed group of two or more seeds."""
+    chosen = {a.name: {r.id for r in a.select(refs)} for a in analyzers}
+    checkpoint_jobs = []
+    for r in refs:
+        mine = tuple(a for a in analyzers if a.scope is Scope.CHECKPOINT and r.id in chosen[a.name])
+        if mine:
+            checkpoint_jobs.append(Job((r,), mine, Scope.CHECKPOINT, options))
+    groups: dict[tuple[str, int], list[CheckpointRef]] = {}
+    for r in refs:
+        groups.setdefault((r.run, r.step), []).append(r)
+    seed_jobs = []
+    for _, group in sorted(groups.items()):
+        group = sorted(group, key=lambda r: r.seed)
+        mine = tuple(a for a in analyzers if a.scope is Scope.SEEDS and all(r.id in chosen[a.name] for r in group))
+        if len(group) >= 2 and mine:
+            seed_jobs.append(Job(tuple(group), mine, Scope.SEEDS, options))
+    return Plan((tuple(checkpoint_jobs), tuple(seed_jobs)))
+
+
+def verify_refs(refs: list[CheckpointRef], verifier: Verifier, progress: bool = False) -> list[CheckpointRef]:
+    """Every ref with its bytes checked against the manifest (size, sha256) and the hash actually read recorded."""
+    from tqdm.auto import tqdm
+
+    quiet = not progress or len(refs) < 20 or not sys.stderr.isatty()   # no bar in logs and pipes
+    return [r.verified(verifier) for r in tqdm(refs, desc="verify checkpoints", disable=quiet, leave=False)]

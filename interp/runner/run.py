@@ -1,0 +1,169 @@
+"""Running a plan: each job caches what its analyzers need and runs the units not already complete for the same
+inputs; then each analyzer summarizes exactly the units of this run.
+
+A unit's *key* is everything its result depends on (``unit_key``); a stored result counts as complete only under
+the same key, so other weights, another config, other prompts or other cache settings recompute instead of serving
+a stale result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from interp.analyzers.base import Analyzer, Scope, Unit
+from interp.errors import PromptError
+from interp.results import SCHEMA_VERSION, Result, is_complete, load_result, load_results, save_result, unit_paths
+from interp.runner.context import Context, Needs
+from interp.trust import atomic
+
+if TYPE_CHECKING:
+    from interp.checkpoints.manifest import CheckpointRef
+    from interp.runner.options import RunOptions
+    from interp.runner.plan import Job, Plan
+
+
+@dataclass(frozen=True)
+class UnitOutcome:
+    analyzer: str
+    unit_id: str
+    key: str
+    ran: bool
+
+
+@dataclass
+class AnalysisReport:
+    out_dir: Path
+    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ran: int = 0
+    skipped: int = 0
+    index: Path | None = None     # index.html: the report over the results (interp.report.build)
+    outcomes: list = field(default_factory=list)
+    unit_seconds: dict[str, list[tuple]] = field(default_factory=dict)   # (run s, caching s) per unit, None: unknown
+    summarize_s: dict[str, float] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)   # jobs that failed after their retries (Dask), by name
+
+
+def unit_key(analyzer: Analyzer, refs: tuple[CheckpointRef, ...], ctx: Context) -> str:
+    """Everything a unit's result depends on: weights (sha256), config, method version, prompts, cache settings
+    and processing, and any other file the analyzer reads."""
+    s = ctx.settings
+    parts = {"schema": SCHEMA_VERSION, "analyzer": analyzer.name, "version": analyzer.version,
+             "config": analyzer.config_dict(),
+             "checkpoints": [(r.id, r.sha256, r.processing.key()) for r in refs],
+             "prompts": ctx.prompts(refs[0]).digest(), "storage_dtype": s.cache.storage_dtype,
+             "nonfinite": s.cache.nonfinite}
+    if inputs := analyzer.input_digests():   # only when there are any: other analyzers' keys stay as they were
+        parts["inputs"] = inputs
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def run_job(job: Job, progress: Any = None) -> list[UnitOutcome]:
+    """Cache what the job's analyzers need, then run and save every unit not complete under its key. ``progress``
+    (an ``interp.runner.progress.Progress``, in-process runs only) hears which unit runs and when each is done."""
+    from interp.checkpoints.loading import resolve_device
+
+    opts = job.options
+    ctx = Context.shared(opts.context_settings(resolve_device(opts.device)))
+    for ref in job.refs:
+        ctx.prompts(ref)   # built and checked against the model (vocabulary, context) before any compute
+    if job.scope is Scope.SEEDS and len({ctx.prompts(r).digest() for r in job.refs}) != 1:
+        raise PromptError(f"the seeds of run {job.refs[0].run!r} at step {job.refs[0].step} were given different "
+                          f"prompts; a cross-seed analysis compares activations on identical prompts")
+    units = [(a, Unit(a.name, job.refs), unit_key(a, job.refs, ctx)) for a in job.analyzers]
+    pending = [(a, u, k) for a, u, k in units if not is_complete(opts.out_dir, a.name, u.id, key=k)]
+    if progress is not None:
+        progress.done(len(units) - len(pending))
+    if pending:
+        t0 = time.perf_counter()
+        for ref in job.refs:
+            if progress is not None:
+                progress.working("caching activations", ref.id)
+            ctx.ensure(ref, Needs.union([a.needs(ref) for a, _, _ in pending]))
+        cached = (time.perf_counter() - t0) / len(pending)
+        prompts = ctx.prompts(job.refs[0]).digest()
+        for analyzer, unit, key in pending:
+            if progress is not None:
+                progress.working(analyzer.name, unit.id)
+            t0 = time.perf_counter()
+            result = analyzer.run(unit, ctx)
+            # wall times travel with the result, so a resumed run's report still knows what each unit cost; the
+            # prompts' digest lets a summary check that results it joins were made on the same prompts
+            result.provenance.update(unit_key=key, prompts=prompts, seconds=round(time.perf_counter() - t0, 4),
+                                     cache_seconds=round(cached, 4))
+            save_result(result, opts.out_dir)
+            if progress is not None:
+                progress.done(1)
+    ran = {id(u) for _, u, _ in pending}
+    return [UnitOutcome(a.name, u.id, k, id(u) in ran) for a, u, k in units]
+
+
+def execute(plan: Plan, analyzers: list[Analyzer], options: RunOptions, executor: Any) -> AnalysisReport:
+    """Run the plan's stages in order on ``executor``, one progress bar over every unit, then summarize."""
+    from interp.runner.progress import Progress
+
+    progress = Progress(plan.n_units, enabled=options.progress)
+    outcomes: list[UnitOutcome] = []
+    try:
+        for stage, desc in zip(plan.stages, plan.STAGE_NAMES):
+            done = executor.map(run_job, list(stage), desc=desc, names=[j.name for j in stage], progress=progress)
+            outcomes += [o for job_outcomes in done for o in job_outcomes]
+        report = summarize(analyzers, outcomes, options, progress)
+    finally:
+        progress.close()
+        Context.close_shared()
+    report.failed = [f"{f.job}: {f.error}" for f in getattr(executor, "failures", [])]
+    return report
+
+
+def summarize(analyzers: list[Analyzer], outcomes: list[UnitOutcome], options: RunOptions,
+              progress: Any) -> AnalysisReport:
+    """Each analyzer's summary over exactly the units of this run, written to ``<analyzer>/summary.json``."""
+    report = AnalysisReport(options.out_dir, ran=sum(o.ran for o in outcomes), outcomes=outcomes)
+    report.skipped = len(outcomes) - report.ran
+    results = {a.name: [load_result(unit_paths(options.out_dir, o.analyzer, o.unit_id)[1], a.Result)
+                        for o in outcomes if o.analyzer == a.name] for a in analyzers}
+    for a in analyzers:
+        progress.working("summarizing", a.name)
+        t0 = time.perf_counter()
+        mine = results[a.name]
+        report.unit_seconds[a.name] = [(r.provenance.get("seconds"), r.provenance.get("cache_seconds"))
+                                       for r in mine]
+        uses = {name: same_inputs(results.get(name) or load_results(options.out_dir, name), mine) for name in a.uses}
+        summary = a.summarize(mine, uses) if mine else {}
+        summary = {"analyzer": a.name, "units": len(mine), "question": a.question, "method": a.method(), **summary}
+        if not mine:
+            summary["skipped"] = (f"nothing to analyse: it needs {a.requires}" if a.requires
+                                  else "nothing to analyse in the selected checkpoints")
+        atomic.write_text(options.out_dir / a.name / "summary.json", json.dumps(summary, indent=1))
+        report.summaries[a.name] = summary
+        report.summarize_s[a.name] = time.perf_counter() - t0
+    return report
+
+
+def same_inputs(used: list[Result], results: list[Result]) -> list[Result]:
+    """The results of ``used`` made from checkpoints (id and sha256) and prompts that ``results`` were made from
+    too: a join never pairs numbers computed on other weights or other prompts."""
+    def inputs(r: Result) -> set[tuple]:
+        return {(c["id"], c.get("sha256"), r.provenance.get("prompts")) for c in r.provenance["checkpoints"]}
+
+    seen = set().union(*(inputs(r) for r in results)) if results else set()
+    return [u for u in used if u.provenance.get("prompts") is not None and inputs(u) <= seen]
+
+
+def write_record(report: AnalysisReport, series: Any, refs: list[CheckpointRef], analyzers: list[Analyzer],
+                 options: RunOptions, device: str, command: list[str] | None, started: float) -> None:
+    """``run.json``: what produced these results, for the report's provenance (``interp.report.provenance``)."""
+    from interp.report import provenance as P
+
+    call = "interp.analyze() from Python; analyzers: " + ", ".join(a.name for a in analyzers)
+    P.write_run_record(options.out_dir, {
+        "command": P.command_line(command, call), "series": P.series_record(series, refs),
+        "options": P.options_record(options), "analyzers": {a.name: a.config_dict() for a in analyzers},
+        "versions": P.versions(), "device": P.device_info(options.device, device),
+        "timings": P.timings(report.outcomes, report.unit_seconds, report.summarize_s),
+        "wall_s": round(time.perf_counter() - started, 2)})
