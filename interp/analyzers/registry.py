@@ -40,6 +40,8 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "likelihood-chain": ("interp.analyzers.likelihood_chain.analyzer:LikelihoodChain",
                          "log p(correct) -> p -> p among choices -> Brier -> accuracy per task, and how each "
                          "correlates with log step and width"),
+    "neuron-roles": ("interp.analyzers.neuron_roles.analyzer:NeuronRoles",
+                     "prediction, suppression, partition, entropy and attention-deactivation neurons from weights"),
 }
 
 ENTRY_POINT_GROUP = "interp.analyzers"

@@ -87,6 +87,7 @@ def test_an_oversized_manifest_is_refused(tmp_path):
         interp.load_series(path)
 
 
+@pytest.mark.slow
 def test_a_large_manifest_loads_in_bounded_time(tmp_path):
     """100,000 entries: seconds, not minutes (benchmarks/manifest.py has the figure)."""
     n = 100_000

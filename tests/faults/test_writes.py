@@ -28,6 +28,7 @@ def _count_writes(monkeypatch, fn):
     return calls
 
 
+@pytest.mark.slow
 def test_injected_enospc_at_every_write_site(series, tmp_path, monkeypatch):
     """Fail the k-th write of a run for every k: each failure is an OutputError naming the file; nothing partial
     survives; a rerun completes and equals an undisturbed run."""

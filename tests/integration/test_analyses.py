@@ -5,6 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow   # seconds to minutes each: left out of the edit-test loop
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

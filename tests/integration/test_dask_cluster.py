@@ -21,6 +21,8 @@ import interp
 from interp.analyzers import registry
 from interp.results import load_results
 
+pytestmark = pytest.mark.slow   # seconds to minutes each: left out of the edit-test loop
+
 pytest.importorskip("dask.distributed")
 ANALYZERS = ["neuron-stats", "universal-neurons"]
 RUNS = ("narrow",)

@@ -121,6 +121,7 @@ def test_manifest_init_finds_every_layout(series_root, tmp_path):
     assert r.exit_code == 2 and "--force" in r.stderr
 
 
+@pytest.mark.slow
 def test_three_families_analysed_from_text(series_root, tmp_path):
     root = tmp_path / "s"
     shutil.copytree(series_root, root, symlinks=True)

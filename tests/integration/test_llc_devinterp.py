@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow   # devinterp's import and its chains: seconds
+
 pytest.importorskip("devinterp")
 sampling = pytest.importorskip("devinterp.slt.sampling")
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow   # seconds to minutes each: left out of the edit-test loop
+
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 ABSOLUTE_PATH = re.compile(r"(?:^|[\s(\[=:'\"])(?:/[\w.+-]+){2,}/?|[A-Za-z]:\\\w|file://")

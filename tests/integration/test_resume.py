@@ -6,7 +6,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from interp.results import load_results
+
+pytestmark = pytest.mark.slow   # seconds to minutes each: left out of the edit-test loop
 
 
 def _cmd(series_dir, out):

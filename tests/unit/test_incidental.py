@@ -229,6 +229,7 @@ def test_band_option_is_checked():
     assert IncidentalPolysemanticity.config_from({"band": "0.9,1.1"}).band == (0.9, 1.1)
 
 
+@pytest.mark.slow
 def test_sweep_script_smoke(tmp_path):
     subprocess.run([sys.executable, str(ROOT / "analyses" / "incidental_polysemanticity.py"), "--out", str(tmp_path),
                     "--smoke"], check=True, capture_output=True)

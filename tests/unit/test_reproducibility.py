@@ -53,6 +53,7 @@ def test_ties_may_flip_in_a_few_entries_and_sampled_keys_are_left_out():
     assert base.differences(many) == ["array best: 5 of 200 entries differ"]
 
 
+@pytest.mark.slow
 def test_another_thread_count_keeps_the_promise(tiny_series_dir, tmp_path):
     import torch
 
