@@ -72,6 +72,7 @@ def analyze(source: str | Path | Series | None = None, analyzers: list[str] | No
     from interp.checkpoints.loading import resolve_device
     from interp.report.build import write_report
     from interp.runner import plan as planning
+    from interp.runner.context import Context
     from interp.runner.executors import executor_for
     from interp.runner.run import execute, write_record
     from interp.trust import atomic
@@ -81,7 +82,9 @@ def analyze(source: str | Path | Series | None = None, analyzers: list[str] | No
     device = resolve_device(options.device)
     series = load_series(source)
     verifier = verifier_for(options)
-    plan = planning.plan(planning.select_refs(series, options.runs), instances, options)
+    refs = planning.select_refs(series, options.runs)
+    ctx = Context.shared(options.context_settings(device))
+    plan = planning.plan(refs, instances, options, {r.id: ctx.available(r) for r in refs})
     plan = plan.verified(verifier, options.progress)
     for folder in (options.out_dir, options.cache_root):
         atomic.sweep_temporaries(folder)

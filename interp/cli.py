@@ -49,8 +49,9 @@ def run_options(args: argparse.Namespace) -> Any:
     given = {"out_dir": args.out, "device": args.device, "batch_size": args.batch_size,
              "batch_tokens": args.batch_tokens, "runs": tuple(args.run) or None, "progress": not args.quiet,
              "allow_pickle": args.allow_pickle or None, "nonfinite": args.nonfinite, "dask": args.dask or None,
-             "dask_address": args.dask_address}
-    prompts = {"tokens_file": args.tokens, "tokenizer": args.tokenizer, "window": args.window}
+             "dask_address": args.dask_address, "tasks": args.tasks, "concepts": args.concepts}
+    prompts = {"tokens_file": args.tokens, "tokenizer": args.tokenizer, "window": args.window,
+               "max_tokens": args.max_tokens}
     if any(v is not None for v in prompts.values()):
         given["prompts"] = PromptSource(**{k: v for k, v in prompts.items() if v is not None})
     return RunOptions(**{k: v for k, v in given.items() if v is not None})
@@ -186,6 +187,11 @@ def _analyze_parser(sub: Any) -> None:
     p.add_argument("--tokenizer", type=Path, help="tokenizer.json (or nanoGPT meta.pkl) for a text --tokens file, "
                    "when the checkpoint's folder has none")
     p.add_argument("--window", type=int, help="tokens per prompt for a text --tokens file (default: the context)")
+    p.add_argument("--max-tokens", type=int, metavar="N", help="read at most N tokens of the --tokens file")
+    p.add_argument("--tasks", type=Path, metavar="FILE", help="your tasks: a JSONL file of {task, prompt, answer[, "
+                   "choices, split]} items, tokenized with each checkpoint's own tokenizer (for the task analyzers)")
+    p.add_argument("--concepts", type=Path, metavar="FILE", help="cyclic concepts: a JSONL file of {concept, prompt, "
+                   "value, period} items (days, months, ...: for sae-manifold and fourier-competition)")
     p.add_argument("--dask", action="store_true", help="run units on a local Dask cluster")
     p.add_argument("--dask-address", metavar="ADDRESS", help="run units on an existing Dask scheduler (e.g. "
                    "tcp://head:8786); every worker must see the checkpoints, the cache and --out at the same paths")

@@ -64,6 +64,12 @@ class Analyzer(ABC):
     Config: ClassVar[type[Options]]
     Result: ClassVar[type[Result]] = Result
     scope: ClassVar[Scope] = Scope.CHECKPOINT
+    # the inputs it reads (``interp.runner.context.INPUTS``): ``inputs`` it cannot run without (a checkpoint that
+    # lacks one is not selected, and the skip message names the flag that supplies it), ``extra_inputs`` it uses when
+    # the run has them (e.g. background text for a task analyzer); the digest of each read input is in the unit key
+    inputs: ClassVar[tuple[str, ...]] = ("prompts",)
+    extra_inputs: ClassVar[tuple[str, ...]] = ()
+    inputs_any: ClassVar[tuple[str, ...]] = ()   # and at least one of these
     # what ``select`` requires of a checkpoint, and the flag or manifest field that supplies it: said when it
     # selects nothing (e.g. "runs with tasks in their mixture")
     requires: ClassVar[str] = ""

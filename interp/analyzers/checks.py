@@ -54,7 +54,9 @@ def check_analyzer(cls: type[Analyzer], work_dir: str | Path, series: Series | N
     ctx = Context(ContextSettings(CacheSettings(work_dir / "cache"), "cpu", PromptSource(n_background=64)))
     try:
         needs = analyzer.needs(refs[0])
-        check_hooks(ctx.model(refs[0]).hook_dict, needs.hooks + needs.grad_hooks, f"checkpoint {refs[0].id}")
+        needs = list(needs) if isinstance(needs, (list, tuple)) else [needs]
+        check_hooks(ctx.model(refs[0]).hook_dict, [h for n in needs for h in n.hooks + n.grad_hooks],
+                    f"checkpoint {refs[0].id}")
         for ref in refs:
             ctx.ensure(ref, analyzer.needs(ref))
         unit = Unit(cls.name, refs)

@@ -215,6 +215,29 @@ class CheckpointRef:
     def n_layers(self) -> int:
         return int(self.model.get("n_layers", 0))
 
+    def train_settings(self) -> dict[str, int]:
+        """How interp's trainer drew this run's batches (``batch_size``, ``data_seed``), from the ``train`` block of
+        the ``config.json`` it writes beside a seed's checkpoints; {} for checkpoints it did not train (or a file
+        without a valid block). Only integers are read: the file is data, never code."""
+        if self.format != "safetensors":
+            return {}
+        import json
+
+        for folder in list(Path(self.path).parents)[:2]:
+            cfg = folder / "config.json"
+            if not cfg.is_file():
+                continue
+            try:
+                train = json.loads(cfg.read_text()).get("train") or {}
+            except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+                return {}
+            out = {k: train[k] for k in ("batch_size", "data_seed", "seed")
+                   if isinstance(train.get(k), int) and not isinstance(train.get(k), bool) and train[k] >= 0}
+            if "data_seed" not in out and "seed" in out:
+                out["data_seed"] = out["seed"]
+            return out
+        return {}
+
     def provenance(self) -> dict[str, Any]:
         out = {"id": self.id, "run": self.run, "seed": self.seed, "step": self.step, "sha256": self.sha256,
                "size": self.size, "format": self.format, "processing": self.processing.key(), "labels": self.labels}

@@ -45,6 +45,14 @@ def label_accuracy(logits: Float[torch.Tensor, "batch pos vocab"], tokens: Int[t
     return float((label_logits(logits).argmax(-1) == tokens[:, LABEL_POS + 1]).float().mean())
 
 
+def answer_correct(logits: Float[torch.Tensor, "batch pos vocab"], tokens: Int[torch.Tensor, "batch pos"],
+                   loss_mask: Bool[torch.Tensor, "batch pos_minus_1"]) -> Bool[torch.Tensor, " batch"]:
+    """Whether each row's answer is the model's greedy prediction: every scored next token is the argmax (teacher
+    forced; a one-token answer: the argmax at the label position is the label)."""
+    hit = logits[:, :-1].argmax(-1) == tokens[:, 1:]
+    return (hit | ~loss_mask).all(-1) & loss_mask.any(-1)
+
+
 def in_chunks(rows: np.ndarray, size: int):
     """Consecutive pieces of at most ``size`` of an index array."""
     for i in range(0, len(rows), size):

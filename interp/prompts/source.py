@@ -35,6 +35,7 @@ class PromptSource(Options):
     seed: int = option(12345, ge=0)
     tokenizer: Path | None = None
     window: int | None = option(None, ge=2)
+    max_tokens: int | None = option(None, ge=2)   # read at most this many tokens of a text or token file
     # a PromptSet given directly (tests, planted models); typed Any so that building options imports no numpy
     fixed: Any = dataclasses.field(default=None, compare=False)
 
@@ -74,11 +75,24 @@ class PromptSource(Options):
                 from interp.prompts.text import key
 
                 tokenizer, window = self._text_parts(ref)
-                return ("text", key(path, tokenizer, window))
-            return ("tokens", str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+                return ("text", key(path, tokenizer, window, self.max_tokens))
+            return ("tokens", str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino, self.max_tokens,
+                    self._special_ids(ref))
         if ref.language:
             return ("language", json.dumps(ref.language, sort_keys=True), self.n_sequences, self.split, self.seed)
         return ("mixture", json.dumps(ref.mixture, sort_keys=True), self.n_background, self.split, self.seed)
+
+    def _special_ids(self, ref: CheckpointRef) -> tuple[int, ...]:
+        """The special token ids of a token file's tokenizer, when one is beside the checkpoint (else none: a token
+        file carries ids only)."""
+        from interp.prompts.text import codec, find_tokenizer
+
+        if ref is None:
+            return ()
+        try:
+            return codec(find_tokenizer(ref.path, ref.format, self.tokenizer)).special_ids
+        except ConfigError:
+            return ()
 
     def describe(self, ref: CheckpointRef) -> str:
         if self.fixed is not None:
@@ -99,14 +113,15 @@ class PromptSource(Options):
         if self.tokens_file is not None and self.is_text:
             import tempfile
 
-            from interp.prompts.text import key, tokenize_to_windows
+            from interp.prompts.text import codec, key, tokenize_to_windows
 
             tokenizer, window = self._text_parts(ref)
             folder = Path(work_dir or Path(tempfile.gettempdir()) / "interp") / "prompts"
-            out = folder / f"{key(Path(self.tokens_file), tokenizer, window)}.npy"
-            return token_file_prompts(tokenize_to_windows(Path(self.tokens_file), tokenizer, window, out))
+            out = folder / f"{key(Path(self.tokens_file), tokenizer, window, self.max_tokens)}.npy"
+            windows = tokenize_to_windows(Path(self.tokens_file), tokenizer, window, out, self.max_tokens)
+            return token_file_prompts(windows, special_ids=codec(tokenizer).special_ids)
         if self.tokens_file is not None:
-            return token_file_prompts(Path(self.tokens_file))
+            return token_file_prompts(Path(self.tokens_file), self.max_tokens, self._special_ids(ref))
         if ref.language:
             from interp.toys.language import LANGUAGE_EVAL_SEED, language_prompts
 
@@ -145,10 +160,12 @@ def check_prompts(prompts: PromptSet, model: dict, where: str) -> None:
                           f"{d_vocab - 1}")
 
 
-def token_file_prompts(path: Path) -> PromptSet:
+def token_file_prompts(path: Path, max_tokens: int | None = None, special_ids: tuple[int, ...] = ()) -> PromptSet:
     """A user's token file as prompts, without reading it into memory: the tokens stay a read-only memory map (each
     consumer reads its batch's rows and widens them to int64 itself) and every prediction is scored through a
-    broadcast view, so a 1e8-token file costs its page cache, not its size in RAM."""
+    broadcast view, so a 1e8-token file costs its page cache, not its size in RAM. ``max_tokens``: only the first
+    windows holding at most that many tokens (at least one). Each row is a window of text: its first position and
+    ``special_ids`` are left out of activation statistics by default (``PromptSet.statistics_mask``)."""
     import numpy as np
 
     from interp.prompts.prompt_set import PromptSet
@@ -162,5 +179,8 @@ def token_file_prompts(path: Path) -> PromptSet:
     if toks.ndim != 2 or toks.dtype.kind not in "iu" or toks.shape[1] < 2:
         raise PromptError(f"{path}: expected a 2-D integer array [prompt, pos] with pos >= 2, got "
                           f"{toks.dtype} {toks.shape}")
+    if max_tokens is not None:
+        toks = toks[:max(1, max_tokens // toks.shape[1])]
     n = toks.shape[0]
-    return PromptSet(toks, np.full(n, -1, dtype=np.int32), np.broadcast_to(np.True_, (n, toks.shape[1] - 1)), ())
+    return PromptSet(toks, np.full(n, -1, dtype=np.int32), np.broadcast_to(np.True_, (n, toks.shape[1] - 1)), (),
+                     tuple(special_ids), True)

@@ -8,34 +8,57 @@ returns the process's context for those settings (a Dask worker process keeps it
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from interp.activations.cache import ActivationCache, CacheSettings
 from interp.activations.store import HookArray
+from interp.errors import PromptError
 from interp.prompts.source import PromptSource, check_prompts
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
     from interp.checkpoints.manifest import CheckpointRef
+    from interp.prompts.concepts import ConceptSet
     from interp.prompts.prompt_set import PromptSet
+    from interp.prompts.task_set import TaskSet
+    from interp.prompts.text import Codec
+
+
+# The inputs an analyzer can read, each a prompt set of its own (its own forward passes and cache files):
+# "prompts": the evaluation prompts (a toy run's mixture or language; text or a token file for any series);
+# "tasks": task prompts with answers (a toy run's mixture tasks, or a task file);
+# "concepts": labelled prompts of cyclic concepts (a concepts file).
+INPUTS = ("prompts", "tasks", "concepts")
+# what supplies each input on a series that does not carry it, for the message of an analyzer that skips
+SUPPLIED_BY = {"prompts": "--tokens FILE (text or token ids)", "tasks": "--tasks FILE (a task file)",
+               "concepts": "--concepts FILE (a concepts file)"}
 
 
 @dataclass(frozen=True)
 class Needs:
-    """What must be cached before an analyzer's ``run``: activations of ``hooks``, and activations plus loss
-    gradients of ``grad_hooks``. Analyzers that use the model itself ask the context for it (``ctx.model``)."""
+    """What must be cached before an analyzer's ``run``, on the prompt set ``on`` (one of ``INPUTS``): activations
+    of ``hooks``, and activations plus loss gradients of ``grad_hooks``. Analyzers that use the model itself ask the
+    context for it (``ctx.model``)."""
 
     hooks: tuple[str, ...] = ()
     grad_hooks: tuple[str, ...] = ()
+    on: str = "prompts"
 
     @staticmethod
-    def union(needs: list[Needs]) -> Needs:
-        """One forward pass's worth: every hook any of ``needs`` asks for."""
-        return Needs(hooks=tuple(sorted({h for n in needs for h in n.hooks})),
-                     grad_hooks=tuple(sorted({h for n in needs for h in n.grad_hooks})))
+    def union(needs: list[Needs]) -> list[Needs]:
+        """One forward pass's worth per prompt set: every hook any of ``needs`` asks for on it."""
+        out = []
+        for on in INPUTS:
+            mine = [n for n in needs if n.on == on]
+            if mine:
+                out.append(Needs(hooks=tuple(sorted({h for n in mine for h in n.hooks})),
+                                 grad_hooks=tuple(sorted({h for n in mine for h in n.grad_hooks})), on=on))
+        return out
 
 
 @dataclass(frozen=True)
@@ -47,6 +70,8 @@ class ContextSettings:
     prompts: PromptSource = PromptSource()
     allow_pickle: bool = False
     progress: bool = False
+    tasks: Path | None = None      # a task file (RunOptions.tasks)
+    concepts: Path | None = None   # a concepts file (RunOptions.concepts)
 
 
 class Context:
@@ -62,6 +87,7 @@ class Context:
         self.cache = ActivationCache(settings.cache, device=settings.device, progress=settings.progress)
         self._prompts: dict[tuple, PromptSet] = {}
         self._checked: set[tuple] = set()
+        self._sets: dict[tuple, Any] = {}
 
     @classmethod
     def shared(cls, settings: ContextSettings) -> Context:
@@ -102,16 +128,93 @@ class Context:
             self._checked.add(checked)
         return self._prompts[key]
 
+    def available(self, ref: CheckpointRef) -> set[str]:
+        """Which ``INPUTS`` this run offers for ``ref``: known without building anything."""
+        from interp.toys.tasks import find_task
+
+        spec, s = ref.mixture_spec, self.settings
+        out = set()
+        if s.prompts.tokens_file is not None or s.prompts.fixed is not None or spec is not None or ref.language:
+            out.add("prompts")
+        fixed_tasks = s.prompts.fixed is not None and bool((s.prompts.fixed.task_id >= 0).any())
+        if s.tasks is not None or (spec is not None and spec.tasks) or fixed_tasks:
+            out.add("tasks")
+        if s.concepts is not None or find_task(spec, "modular_addition") is not None:
+            out.add("concepts")
+        return out
+
+    def codec(self, ref: CheckpointRef) -> Codec:
+        """The checkpoint's tokenizer (``--tokenizer`` when given), for text-defined inputs."""
+        from interp.prompts.text import codec, find_tokenizer
+
+        return codec(find_tokenizer(ref.path, ref.format, self.settings.prompts.tokenizer))
+
+    def _shape(self, ref: CheckpointRef) -> tuple[int, int]:
+        """(n_ctx, d_vocab) of the model, from the manifest's architecture (the model is loaded only without)."""
+        n_ctx, d_vocab = ref.model.get("n_ctx"), ref.model.get("d_vocab")
+        if n_ctx is None or d_vocab is None:
+            cfg = self.model(ref).cfg
+            n_ctx, d_vocab = cfg.n_ctx, cfg.d_vocab
+        return int(n_ctx), int(d_vocab)
+
+    def tasks(self, ref: CheckpointRef, split: str = "test") -> TaskSet | None:
+        """The tasks ``ref`` is evaluated on: the task file's (``RunOptions.tasks``: it takes precedence) tokenized
+        with the checkpoint's own tokenizer, else the run's mixture's; None without either. Built once per run."""
+        from interp.prompts import task_set
+
+        if self.settings.tasks is not None:
+            from interp.prompts.task_file import read_task_file
+
+            tf = read_task_file(self.settings.tasks)
+            tok = find_tokenizer_key(ref, self.settings.prompts.tokenizer)
+            key = ("tasks-file", tf.sha256, tok, self._shape(ref), split)
+            if key not in self._sets:
+                self._sets[key] = task_set.file_tasks(tf, self.codec(ref), *self._shape(ref), split)
+            return self._sets[key]
+        if self.settings.prompts.fixed is not None:
+            return task_set.fixed_tasks(self.settings.prompts.fixed)
+        key = ("tasks-mixture", json.dumps(ref.mixture, sort_keys=True), split)
+        if key not in self._sets:
+            self._sets[key] = task_set.mixture_tasks(ref.mixture_spec, split, ref.run)
+        return self._sets[key]
+
+    def concepts(self, ref: CheckpointRef) -> ConceptSet | None:
+        """The concepts file (``RunOptions.concepts``) tokenized with the checkpoint's own tokenizer; None without."""
+        if self.settings.concepts is None:
+            return None
+        from interp.prompts.concepts import concept_prompts, read_concepts
+
+        cf = read_concepts(self.settings.concepts)
+        key = ("concepts", cf.sha256, find_tokenizer_key(ref, self.settings.prompts.tokenizer), self._shape(ref))
+        if key not in self._sets:
+            self._sets[key] = concept_prompts(cf, self.codec(ref), *self._shape(ref))
+        return self._sets[key]
+
+    def prompt_set(self, ref: CheckpointRef, on: str = "prompts") -> PromptSet:
+        """The prompt set of input ``on`` (one of ``INPUTS``) for ``ref``."""
+        if on == "prompts":
+            return self.prompts(ref)
+        found = self.tasks(ref) if on == "tasks" else self.concepts(ref) if on == "concepts" else None
+        if found is None:
+            raise PromptError(f"checkpoint {ref.id} has no {on}: pass {SUPPLIED_BY.get(on, on)}")
+        return found.prompts
+
     def model(self, ref: CheckpointRef) -> HookedTransformer:
         from interp.checkpoints.loading import SLOT
 
         return SLOT.get(ref, self.device, self.settings.allow_pickle, self.settings.cache.nonfinite)
 
-    def ensure(self, ref: CheckpointRef, needs: Needs) -> None:
-        self.cache.ensure(ref, self.prompts(ref), needs.hooks, needs.grad_hooks, model_fn=lambda: self.model(ref))
+    def ensure(self, ref: CheckpointRef, needs: Needs | list[Needs]) -> None:
+        """Cache what ``needs`` asks for (one ``Needs`` or several, on inputs the run offers; the others are an
+        analyzer's extra inputs this run does not have, and are skipped)."""
+        have = self.available(ref)
+        for n in Needs.union(list(needs) if isinstance(needs, (list, tuple)) else [needs]):
+            if n.on in have:
+                self.cache.ensure(ref, self.prompt_set(ref, n.on), n.hooks, n.grad_hooks,
+                                  model_fn=lambda: self.model(ref))
 
-    def acts(self, ref: CheckpointRef, hook: str, grad: bool = False) -> HookArray:
-        return self.cache.open(ref, self.prompts(ref), hook, grad)
+    def acts(self, ref: CheckpointRef, hook: str, grad: bool = False, on: str = "prompts") -> HookArray:
+        return self.cache.open(ref, self.prompt_set(ref, on), hook, grad)
 
     def map(self, fn: Callable[[Any], Any], items: list) -> list:
         """``fn`` over ``items``, in order: as tasks of the Dask cluster when this job runs on one of its workers
@@ -124,3 +227,11 @@ class Context:
             return [fn(item) for item in items]
         with worker_client() as client:
             return client.gather(client.map(fn, items, pure=False))
+
+
+def find_tokenizer_key(ref: CheckpointRef, explicit: Path | None) -> str:
+    """The tokenizer a checkpoint's text inputs are tokenized with, as a key (its path): checkpoints of one run that
+    share a tokenizer share their task and concept sets."""
+    from interp.prompts.text import find_tokenizer
+
+    return str(find_tokenizer(ref.path, ref.format, explicit).resolve())

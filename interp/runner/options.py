@@ -33,6 +33,8 @@ class RunOptions(Options):
     cache_dir: Path | None = None      # default: out_dir / "cache"
     storage_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     prompts: PromptSource = PromptSource()
+    tasks: Path | None = None          # a task file: JSONL of task, prompt, answer (interp.prompts.task_file)
+    concepts: Path | None = None       # a concepts file: JSONL of concept, prompt, value, period
     runs: tuple[str, ...] | None = None
     progress: bool = True
     allow_pickle: bool = False         # read pickle checkpoints (.pt, .bin), with torch's weights_only loader
@@ -59,4 +61,4 @@ class RunOptions(Options):
 
         return ContextSettings(CacheSettings(self.cache_root, self.batch_size, self.storage_dtype, self.nonfinite,
                                              self.batch_tokens),
-                               device, self.prompts, self.allow_pickle, self.progress)
+                               device, self.prompts, self.allow_pickle, self.progress, self.tasks, self.concepts)

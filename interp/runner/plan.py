@@ -9,7 +9,7 @@ checkpoints). ``Plan.verified`` checks the bytes of every planned checkpoint, on
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from interp.analyzers.base import Analyzer, Scope
@@ -41,6 +41,8 @@ class Plan:
     """The stages of jobs of one ``analyze`` call."""
 
     stages: tuple[tuple[Job, ...], tuple[Job, ...]]
+    # per analyzer, the inputs it needs that no selected checkpoint offers (why it has nothing to do)
+    missing: dict[str, list[str]] = field(default_factory=dict, compare=False)
 
     STAGE_NAMES = ("checkpoints", "seed groups")
 
@@ -63,7 +65,7 @@ class Plan:
         and the hash actually read recorded on its ref."""
         checked = {r.id: r for r in verify_refs(self.refs, verifier, progress)}
         return Plan(tuple(tuple(replace(j, refs=tuple(checked[r.id] for r in j.refs)) for j in stage)
-                          for stage in self.stages))
+                          for stage in self.stages), self.missing)
 
 
 def select_refs(series: Series, runs: tuple[str, ...] | None) -> list[CheckpointRef]:
@@ -79,9 +81,29 @@ def select_refs(series: Series, runs: tuple[str, ...] | None) -> list[Checkpoint
     return refs
 
 
-def plan(refs: list[CheckpointRef], analyzers: list[Analyzer], options: RunOptions) -> Plan:
-    """One job per checkpoint, then one per seed group of two or more seeds."""
-    chosen = {a.name: {r.id for r in a.select(refs)} for a in analyzers}
+def selection(refs: list[CheckpointRef], analyzer: Analyzer, available: dict[str, set[str]]) -> list[CheckpointRef]:
+    """The checkpoints ``analyzer`` runs on: those offering every input it needs, then its own ``select``."""
+    def offers(r: CheckpointRef) -> bool:
+        have = available[r.id]
+        return set(analyzer.inputs) <= have and (not analyzer.inputs_any or bool(set(analyzer.inputs_any) & have))
+
+    return analyzer.select([r for r in refs if offers(r)])
+
+
+def missing_inputs(refs: list[CheckpointRef], analyzer: Analyzer, available: dict[str, set[str]]) -> list[str]:
+    """The inputs ``analyzer`` needs that no checkpoint of ``refs`` offers (what to say when it skips)."""
+    out = [i for i in analyzer.inputs if not any(i in available[r.id] for r in refs)]
+    if analyzer.inputs_any and not any(set(analyzer.inputs_any) & available[r.id] for r in refs):
+        out.append(" or ".join(analyzer.inputs_any))
+    return out
+
+
+def plan(refs: list[CheckpointRef], analyzers: list[Analyzer], options: RunOptions,
+         available: dict[str, set[str]] | None = None) -> Plan:
+    """One job per checkpoint, then one per seed group of two or more seeds. ``available``: the inputs each
+    checkpoint offers (``Context.available``; default: the evaluation prompts only)."""
+    available = available or {r.id: {"prompts"} for r in refs}
+    chosen = {a.name: {r.id for r in selection(refs, a, available)} for a in analyzers}
     checkpoint_jobs = []
     for r in refs:
         mine = tuple(a for a in analyzers if a.scope is Scope.CHECKPOINT and r.id in chosen[a.name])
@@ -96,7 +118,8 @@ def plan(refs: list[CheckpointRef], analyzers: list[Analyzer], options: RunOptio
         mine = tuple(a for a in analyzers if a.scope is Scope.SEEDS and all(r.id in chosen[a.name] for r in group))
         if len(group) >= 2 and mine:
             seed_jobs.append(Job(tuple(group), mine, Scope.SEEDS, options))
-    return Plan((tuple(checkpoint_jobs), tuple(seed_jobs)))
+    missing = {a.name: missing_inputs(refs, a, available) for a in analyzers}
+    return Plan((tuple(checkpoint_jobs), tuple(seed_jobs)), {n: m for n, m in missing.items() if m})
 
 
 def verify_refs(refs: list[CheckpointRef], verifier: Verifier, progress: bool = False) -> list[CheckpointRef]:

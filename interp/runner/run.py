@@ -48,16 +48,32 @@ class AnalysisReport:
     failed: list[str] = field(default_factory=list)   # jobs that failed after their retries (Dask), by name
 
 
+def read_inputs(analyzer: Analyzer, ref: CheckpointRef, ctx: Context) -> dict[str, str]:
+    """{input: digest} of every input ``analyzer`` reads on ``ref``: its required ones, and its extra ones that the
+    run offers."""
+    have = ctx.available(ref)
+    out = {}
+    for name in (*analyzer.inputs, *analyzer.inputs_any, *analyzer.extra_inputs):
+        if name in have and name not in out:
+            out[name] = (ctx.prompts(ref).digest() if name == "prompts" else
+                         ctx.tasks(ref).digest() if name == "tasks" else ctx.concepts(ref).digest())
+    return out
+
+
 def unit_key(analyzer: Analyzer, refs: tuple[CheckpointRef, ...], ctx: Context) -> str:
-    """Everything a unit's result depends on: weights (sha256), config, method version, prompts, cache settings
-    and processing, and any other file the analyzer reads."""
+    """Everything a unit's result depends on: weights (sha256), config, method version, the inputs it reads (the
+    evaluation prompts, a task file, a concepts file), cache settings and processing, and any other file the
+    analyzer reads."""
     s = ctx.settings
+    digests = read_inputs(analyzer, refs[0], ctx)
     parts = {"schema": SCHEMA_VERSION, "analyzer": analyzer.name, "version": analyzer.version,
              "config": analyzer.config_dict(),
              "checkpoints": [(r.id, r.sha256, r.processing.key()) for r in refs],
-             "prompts": ctx.prompts(refs[0]).digest(), "storage_dtype": s.cache.storage_dtype,
+             "prompts": digests.pop("prompts", None), "storage_dtype": s.cache.storage_dtype,
              "nonfinite": s.cache.nonfinite}
-    if inputs := analyzer.input_digests():   # only when there are any: other analyzers' keys stay as they were
+    if digests:   # tasks, concepts: only when read, so the keys of analyzers that read neither stay as they were
+        parts["sets"] = digests
+    if inputs := analyzer.input_digests():
         parts["inputs"] = inputs
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -69,9 +85,11 @@ def run_job(job: Job, progress: Any = None) -> list[UnitOutcome]:
 
     opts = job.options
     ctx = Context.shared(opts.context_settings(resolve_device(opts.device)))
-    for ref in job.refs:
-        ctx.prompts(ref)   # built and checked against the model (vocabulary, context) before any compute
-    if job.scope is Scope.SEEDS and len({ctx.prompts(r).digest() for r in job.refs}) != 1:
+    for ref in job.refs:   # every input built and checked against the model before any compute
+        for a in job.analyzers:
+            read_inputs(a, ref, ctx)
+    if job.scope is Scope.SEEDS and len({json.dumps(read_inputs(a, r, ctx), sort_keys=True)
+                                         for a in job.analyzers for r in job.refs}) != len(job.analyzers):
         raise PromptError(f"the seeds of run {job.refs[0].run!r} at step {job.refs[0].step} were given different "
                           f"prompts; a cross-seed analysis compares activations on identical prompts")
     units = [(a, Unit(a.name, job.refs), unit_key(a, job.refs, ctx)) for a in job.analyzers]
@@ -83,9 +101,8 @@ def run_job(job: Job, progress: Any = None) -> list[UnitOutcome]:
         for ref in job.refs:
             if progress is not None:
                 progress.working("caching activations", ref.id)
-            ctx.ensure(ref, Needs.union([a.needs(ref) for a, _, _ in pending]))
+            ctx.ensure(ref, [n for a, _, _ in pending for n in _as_list(a.needs(ref))])
         cached = (time.perf_counter() - t0) / len(pending)
-        prompts = ctx.prompts(job.refs[0]).digest()
         for analyzer, unit, key in pending:
             if progress is not None:
                 progress.working(analyzer.name, unit.id)
@@ -93,13 +110,17 @@ def run_job(job: Job, progress: Any = None) -> list[UnitOutcome]:
             result = analyzer.run(unit, ctx)
             # wall times travel with the result, so a resumed run's report still knows what each unit cost; the
             # prompts' digest lets a summary check that results it joins were made on the same prompts
-            result.provenance.update(unit_key=key, prompts=prompts, seconds=round(time.perf_counter() - t0, 4),
-                                     cache_seconds=round(cached, 4))
+            result.provenance.update(unit_key=key, seconds=round(time.perf_counter() - t0, 4),
+                                     cache_seconds=round(cached, 4), **read_inputs(analyzer, job.refs[0], ctx))
             save_result(result, opts.out_dir)
             if progress is not None:
                 progress.done(1)
     ran = {id(u) for _, u, _ in pending}
     return [UnitOutcome(a.name, u.id, k, id(u) in ran) for a, u, k in units]
+
+
+def _as_list(needs: Needs | list[Needs]) -> list[Needs]:
+    return list(needs) if isinstance(needs, (list, tuple)) else [needs]
 
 
 def execute(plan: Plan, analyzers: list[Analyzer], options: RunOptions, executor: Any) -> AnalysisReport:
@@ -112,7 +133,7 @@ def execute(plan: Plan, analyzers: list[Analyzer], options: RunOptions, executor
         for stage, desc in zip(plan.stages, plan.STAGE_NAMES):
             done = executor.map(run_job, list(stage), desc=desc, names=[j.name for j in stage], progress=progress)
             outcomes += [o for job_outcomes in done for o in job_outcomes]
-        report = summarize(analyzers, outcomes, options, progress)
+        report = summarize(analyzers, outcomes, options, progress, plan.missing)
     finally:
         progress.close()
         Context.close_shared()
@@ -121,8 +142,10 @@ def execute(plan: Plan, analyzers: list[Analyzer], options: RunOptions, executor
 
 
 def summarize(analyzers: list[Analyzer], outcomes: list[UnitOutcome], options: RunOptions,
-              progress: Any) -> AnalysisReport:
-    """Each analyzer's summary over exactly the units of this run, written to ``<analyzer>/summary.json``."""
+              progress: Any, missing: dict[str, list[str]] | None = None) -> AnalysisReport:
+    """Each analyzer's summary over exactly the units of this run, written to ``<analyzer>/summary.json``; an
+    analyzer with no units says why (``missing``: the inputs no checkpoint offered, and the flag for each)."""
+    missing = missing or {}
     report = AnalysisReport(options.out_dir, ran=sum(o.ran for o in outcomes), outcomes=outcomes)
     report.skipped = len(outcomes) - report.ran
     results = {a.name: [load_result(unit_paths(options.out_dir, o.analyzer, o.unit_id)[1], a.Result)
@@ -137,12 +160,25 @@ def summarize(analyzers: list[Analyzer], outcomes: list[UnitOutcome], options: R
         summary = a.summarize(mine, uses) if mine else {}
         summary = {"analyzer": a.name, "units": len(mine), "question": a.question, "method": a.method(), **summary}
         if not mine:
-            summary["skipped"] = (f"nothing to analyse: it needs {a.requires}" if a.requires
-                                  else "nothing to analyse in the selected checkpoints")
+            summary["skipped"] = skip_reason(a, missing.get(a.name, []))
         atomic.write_text(options.out_dir / a.name / "summary.json", json.dumps(summary, indent=1))
         report.summaries[a.name] = summary
         report.summarize_s[a.name] = time.perf_counter() - t0
     return report
+
+
+def skip_reason(analyzer: Analyzer, missing: list[str]) -> str:
+    """Why an analyzer had nothing to analyse, naming the flag that would supply what it lacks."""
+    from interp.runner.context import SUPPLIED_BY
+
+    if missing:
+        def supply(m: str) -> str:
+            return " or ".join(SUPPLIED_BY[part] for part in m.split(" or "))
+
+        return "nothing to analyse: it needs " + "; ".join(f"{m} ({supply(m)})" for m in missing)
+    if analyzer.requires:
+        return f"nothing to analyse: it needs {analyzer.requires}"
+    return "nothing to analyse in the selected checkpoints"
 
 
 def same_inputs(used: list[Result], results: list[Result]) -> list[Result]:

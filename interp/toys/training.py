@@ -85,11 +85,10 @@ class TrainConfig:
 
     def batches(self):
         """batch(step) -> PromptSet: the run's training data as a pure function of (data_seed, step)."""
+        from interp.toys.batches import batch_fn
+
         seed = self.seed if self.data_seed is None else self.data_seed
-        if self.mixture is not None:
-            return MixtureStream(self.mixture, self.batch_size or 1, seed).batch
-        lang, size = self.language, self.batch_size or 64
-        return lambda step: language_prompts(lang, size, np.random.default_rng([seed, step]))
+        return batch_fn(self.mixture, self.language, self.batch_size, seed)
 
 
 def log_steps(n_steps: int, n: int) -> list[int]:

@@ -59,7 +59,7 @@ def test_cosine_matrix_against_brute_force():
 def test_first_order_prediction_matches_a_real_sgd_step(bundled, run, tmp_path):
     refs = sorted(bundled.refs(run=run, seed=0), key=lambda r: r.step)
     ctx = Context(ContextSettings(CacheSettings(tmp_path), "cpu", PromptSource(n_background=256)))
-    a = GradInterference(GradInterferenceConfig(n_batches=1))
+    a = GradInterference(GradInterferenceConfig(n_batches=2))
     for ref in (refs[0], refs[-1]):
         r = a.run(Unit(a.name, (ref,)), ctx)
         assert r.scalars["first_order_rel_error"] < 0.05

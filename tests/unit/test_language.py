@@ -53,6 +53,6 @@ def test_a_language_series_trains_and_analyses(tmp_path):
                             {"stages": {"n_draws": 3, "n_burnin": 1, "n_chains": 1}},
                             interp.RunOptions(out_dir=out, progress=False, prompts=interp.PromptSource(n_sequences=64)))
     assert report.summaries["universal-neurons"]["units"] == 3          # one per step, two seeds each
-    assert "task mixture" in report.summaries["task-allocation"]["skipped"]
+    assert "--tasks FILE" in report.summaries["task-allocation"]["skipped"]   # names the flag that supplies it
     unit = json.loads((out / "neuron-stats" / "lang" / "seed1" / "step30.json").read_text())
     assert unit["scalars"]["n_tokens"] == 64 * 16

@@ -208,6 +208,9 @@ def test_choices_jsonl_scores_summed_token_logprobs(nano, tmp_path):
         def model(self, ref):
             return model
 
+        def available(self, ref):   # a checkpoint with neither a mixture nor a task file: the choices file alone
+            return set()
+
     analyzer = LikelihoodChain(LikelihoodChain.config_from({"choices_file": str(path)}))
     result = analyzer.run(Unit(analyzer.name, (ref,)), Ctx())
     expect = chain_metrics(logp, answer)

@@ -23,7 +23,6 @@ def test_calibrated_stages_on_a_bundled_checkpoint(bundled, tmp_path):
     from interp.analyzers.base import Unit
     from interp.analyzers.stages.analyzer import Stages
     from interp.analyzers.stages.llc import prompt_loss
-    from interp.prompts.source import PromptSource
     from interp.runner.context import Context, ContextSettings
 
     ref = max(bundled.refs(run="wide", seed=0), key=lambda r: r.step)
@@ -41,7 +40,7 @@ def test_calibrated_stages_on_a_bundled_checkpoint(bundled, tmp_path):
     else:
         assert s["eps_used"] == cfg.eps and a["calib_trend"][2] > 3
     # the first step of every candidate is the loss at the checkpoint on the first random batch
-    prompts = ctx.prompts(ref, PromptSource(n_background=256, split="train", seed=0))
+    prompts, _ = Stages(cfg)._llc_data(ref, ctx)
     problem = prompt_loss(ctx.model(ref), prompts, cfg.batch_prompts, cfg.seed)
     rows = problem.batches[int(np.random.default_rng(cfg.seed).integers(len(problem.batches)))]
     toks, mask = torch.as_tensor(prompts.tokens[rows]).long(), torch.as_tensor(prompts.loss_mask[rows])
@@ -76,3 +75,27 @@ def test_loss_at_the_checkpoint_from_large_passes_equals_the_mean_over_mini_batc
     assert len(problem.batches) > 20
     for chunk in (7, 128, 10**6):   # ragged chunks, several batches per chunk, everything in one pass
         assert problem.init_loss(model, chunk) == pytest.approx(np.mean(want), rel=1e-6)
+
+
+def test_the_llc_samples_the_batches_the_trainer_drew_before_the_checkpoint(bundled, tmp_path):
+    """The SGLD data are the training batches at the steps just before the checkpoint, as interp's trainer drew them
+    (its own batch function, rebuilt from the train settings it saved beside the checkpoints): the rare task at its
+    training frequency, not whole train splits (which weighted it 14x)."""
+    import json
+
+    from interp.activations.cache import CacheSettings
+    from interp.analyzers.stages.analyzer import Stages
+    from interp.runner.context import Context, ContextSettings
+    from interp.toys.training import TrainConfig
+
+    ref = max(bundled.refs(run="narrow", seed=1), key=lambda r: r.step)
+    ctx = Context(ContextSettings(CacheSettings(tmp_path / "cache"), "cpu"))
+    data, source = Stages()._llc_data(ref, ctx)
+    train = json.loads((ref.path.parent / "config.json").read_text())["train"]
+    draw = TrainConfig(**{k: v for k, v in train.items() if k not in ("mixture", "language")},
+                       mixture=ref.mixture_spec).batches()
+    expected = np.concatenate([draw(s).tokens for s in (ref.step - 2, ref.step - 1)])   # 1,024 prompts of 512
+    np.testing.assert_array_equal(data.tokens, expected)
+    assert source.startswith(f"the trainer's batches at steps {ref.step - 2}-{ref.step - 1}")
+    rare = data.task_names.index("rare")
+    assert abs((data.task_id == rare).mean() - 0.05) < 0.01   # the training frequency (was 0.43 of scored tokens)

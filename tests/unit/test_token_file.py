@@ -40,6 +40,8 @@ def test_digest_is_the_hash_of_the_whole_arrays(token_file, wide_ref):
         for a in (prompts.tokens, prompts.task_id, prompts.loss_mask):
             h.update(np.array(a).tobytes())            # materialised in one piece, independently of the code
         h.update(json.dumps(prompts.task_names).encode())
+        if prompts.window_start or prompts.special_ids:   # windows of text say so (the toy mixture's do not)
+            h.update(json.dumps([list(prompts.special_ids), prompts.window_start]).encode())
         assert prompts.digest() == h.hexdigest()[:16]
 
 

@@ -21,7 +21,6 @@ from interp.config import Options, option
 from interp.errors import PromptError
 from interp.results import Result
 from interp.runner.context import Needs
-from interp.toys.tasks import LABEL_POS
 
 if TYPE_CHECKING:
     from interp.checkpoints.manifest import CheckpointRef
@@ -92,10 +91,18 @@ class ChoiceTask:
 class LikelihoodChain(Analyzer):
     name = "likelihood-chain"
     Config = LikelihoodChainConfig
-    requires = ("runs whose task mixture has a task with fixed answer choices (lookup, comparison, modular "
-                "addition), or a choices_file")
+    version = 2   # tasks from any source; per-prompt metrics saved
+    inputs = ("tasks",)
+    requires = ("tasks with fixed answer choices: a run whose task mixture has one (lookup, comparison, modular "
+                "addition), a task file whose items have choices (--tasks), or a choices_file")
     question = ("How predictable is each downstream metric over training: does the relation to log step degrade "
                 "along log p(correct) -> p(correct) -> p among choices -> Brier -> accuracy?")
+
+    def __init__(self, config: Options | None = None):
+        super().__init__(config)
+        if self.config.choices_file is not None:   # its own items: no task input needed
+            self.inputs = ()
+            self.extra_inputs = ("tasks",)
 
     def input_digests(self) -> dict[str, str]:
         """The choices file's sha256, hashed once per version of the file (not once per checkpoint of a long
@@ -115,48 +122,72 @@ class LikelihoodChain(Analyzer):
     def needs(self, ref) -> Needs:
         return Needs()
 
-    def select(self, refs: list) -> list:
-        if self.config.choices_file is not None:
-            return refs
-        return [r for r in refs if _choice_tasks(r)]
-
     def run(self, unit: Unit, ctx) -> Result:
         (ref,) = unit.refs
         model = ctx.model(ref)
-        tasks = self._mixture_tasks(ref, ctx, model) if _choice_tasks(ref) else []
+        tasks = ctx.tasks(ref) if "tasks" in ctx.available(ref) else None
+        scored = []
+        if tasks is not None:
+            scored = (self._file_tasks(ref, tasks, ctx, model) if tasks.file is not None
+                      else self._label_tasks(tasks, ctx, model))
         if self.config.choices_file is not None:
             from interp.prompts.choices import score_choices_file
 
             path = Path(self.config.choices_file)
             logp, answer = score_choices_file(path, ref, model, ctx.settings.prompts.tokenizer, ctx.batch_size)
-            # its choices are texts, not tokens (-1); a name the mixture's tasks already use gets a suffix
-            name = path.stem if path.stem not in {t.name for t in tasks} else f"{path.stem}-jsonl"
-            tasks.append(ChoiceTask(name, logp, answer, np.full(logp.shape[1], -1)))
-        return self._result(unit, ref, tasks)
+            # its choices are texts, not tokens (-1); a name the tasks already use gets a suffix
+            name = path.stem if path.stem not in {t.name for t in scored} else f"{path.stem}-jsonl"
+            scored.append(ChoiceTask(name, logp, answer, np.full(logp.shape[1], -1)))
+        return self._result(unit, ref, scored)
 
-    def _mixture_tasks(self, ref: CheckpointRef, ctx, model) -> list[ChoiceTask]:
-        prompts = ctx.prompts(ref)
-        choices = _choice_tasks(ref)
-        groups = [(name, rows[:self.config.max_prompts or len(rows)]) for name, rows in prompts.groups()
-                  if name in choices]
-        if not groups:
-            return []
-        tokens = np.asarray(prompts.tokens[np.concatenate([rows for _, rows in groups])], dtype=np.int64)
-        # every task in one pass: on these small models a forward call's fixed cost dominates
-        rows = ctx.settings.cache.rows_per_pass(LABEL_POS + 1)
-        logp_all = label_logprobs(model, tokens[:, :LABEL_POS + 1], rows)     # [prompt, vocab]
-        out, start = [], 0
-        for name, rows in groups:
-            part = slice(start, start + len(rows))
-            start += len(rows)
+    def _label_tasks(self, tasks, ctx, model) -> list[ChoiceTask]:
+        """Tasks whose choices are single tokens (a toy mixture's: its label tokens, or the operands of modular
+        addition), all scored from the logits at each prompt's label position in one pass per prompt length."""
+        prompts = tasks.prompts
+        choices = {n: np.asarray(c) for n, c in tasks.answers.items() if len(c) >= 2}
+        label = prompts.label_positions()
+        out = []
+        for name, rows in prompts.groups():
+            if name not in choices:
+                continue
+            rows = rows[:self.config.max_prompts or len(rows)]
+            pos = int(label[rows[0]])
+            if (label[rows] != pos).any():
+                raise PromptError(f"task {name!r} of {tasks.source}: its prompts have different label positions")
+            tokens = np.asarray(prompts.tokens[rows], dtype=np.int64)
+            logp = label_logprobs(model, tokens[:, :pos + 1], ctx.settings.cache.rows_per_pass(pos + 1))
             cand = choices[name]
             index = {int(t): i for i, t in enumerate(cand)}
-            labels = tokens[part, LABEL_POS + 1]
+            labels = tokens[:, pos + 1]
             bad = [int(t) for t in labels if int(t) not in index]
             if bad:
-                raise PromptError(f"task {name!r} of run {ref.run!r}: label token {bad[0]} is not one of the "
-                                  f"task's choices {cand.tolist()}")
-            out.append(ChoiceTask(name, logp_all[part][:, cand], np.array([index[int(t)] for t in labels]), cand))
+                raise PromptError(f"task {name!r} of {tasks.source}: label token {bad[0]} is not one of the task's "
+                                  f"choices {cand.tolist()}")
+            out.append(ChoiceTask(name, logp[:, cand], np.array([index[int(t)] for t in labels]), cand))
+        return out
+
+    def _file_tasks(self, ref, tasks, ctx, model) -> list[ChoiceTask]:
+        """A task file's items that have choices: each choice's text scored as a continuation of the prompt (the sum
+        of its tokens' log-probs), per task; the test split (every item, when the file has no splits)."""
+        from interp.prompts.choices import sequence_logprobs
+        from interp.prompts.task_file import choice_pairs
+
+        n_ctx, d_vocab = int(model.cfg.n_ctx), int(model.cfg.d_vocab_out)
+        items = [it for it in tasks.file.split("test") if it.choices]
+        out = []
+        for name in tasks.names:
+            mine = [it for it in items if it.task == name][:self.config.max_prompts or None]
+            if not mine:
+                continue
+            pairs = choice_pairs(mine, ctx.codec(ref), n_ctx, d_vocab, tasks.file.path)
+            k = max(len(it.choices) for it in mine)
+            scores = sequence_logprobs(model, [q for ps in pairs for q in ps], ctx.batch_size)
+            logp, start = np.full((len(mine), k), -np.inf), 0
+            for i, ps in enumerate(pairs):
+                logp[i, :len(ps)] = scores[start:start + len(ps)]
+                start += len(ps)
+            answer = np.array([it.choices.index(it.answer) for it in mine])
+            out.append(ChoiceTask(name, logp, answer, np.full(k, -1)))
         return out
 
     def _result(self, unit: Unit, ref: CheckpointRef, tasks: list[ChoiceTask]) -> Result:
@@ -166,10 +197,13 @@ class LikelihoodChain(Analyzer):
         top = np.full((len(tasks), k), np.nan)
         mass = np.full((len(tasks), k), np.nan)
         tokens = np.full((len(tasks), k), -1, dtype=np.int64)
+        per_prompt: dict[str, list[np.ndarray]] = {m: [] for m in METRICS}
         for i, t in enumerate(tasks):
             per = chain_metrics(t.logp, t.answer)
             for m in METRICS + EXTRA:
                 s[f"{t.name}/{m}"] = float(per[m].mean())
+            for m in METRICS:
+                per_prompt[m].append(per[m])
             n = t.logp.shape[1]
             top[i, :n], mass[i, :n] = wrong_choice_profile(per, t.logp, t.answer)
             tokens[i, :n] = t.choice_tokens
@@ -184,23 +218,12 @@ class LikelihoodChain(Analyzer):
         result.add("wrong_top_share", top, ("task", "choice"))
         result.add("wrong_mass", mass, ("task", "choice"))
         result.add("choice_tokens", tokens, ("task", "choice"))
+        # every prompt's own metrics (the same prompts at every step): the per-sample view of the chain
+        result.add("prompt_task", np.concatenate([np.full(len(t.answer), i) for i, t in enumerate(tasks)])
+                   if tasks else np.zeros(0, dtype=int), ("prompt",))
+        for m in METRICS:
+            result.add(f"prompt_{m}", np.concatenate(per_prompt[m]) if tasks else np.zeros(0), ("prompt",))
         return result
-
-
-def _choice_tasks(ref: CheckpointRef) -> dict[str, np.ndarray]:
-    """{task: [choice] token ids} of the run's tasks with a fixed answer set (none without a mixture)."""
-    spec = ref.mixture_spec
-    if spec is None or not spec.tasks:
-        return {}
-    from interp.toys.tasks import build_tasks
-
-    out = {}
-    for name, task in build_tasks(spec).items():
-        if task.spec.kind == "modular_addition":
-            out[name] = task.operand_tokens
-        elif len(task.label_tokens) >= 2:
-            out[name] = task.label_tokens
-    return out
 
 
 def run_width(ref: CheckpointRef) -> float | None:

@@ -21,6 +21,7 @@ from interp.runner.context import Needs
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     import torch
 
@@ -39,6 +40,9 @@ class NeuronRolesConfig(Options):
     # beyond +-skew_min (ours: 0 is the paper's sign-only rule)
     kurtosis_min: float = option(10.0, gt=0)
     skew_min: float = option(1.0, ge=0)
+    # ours: prediction / suppression also need var_ratio above this, a vocabulary effect that exists at all (in a
+    # direction W_U does not read, v is float32 rounding and its shape means nothing)
+    min_var_ratio: float = option(0.01, ge=0)
     # partition (ours): vocabulary variance above partition_var_ratio x that of a random direction of the same norm,
     # bimodality coefficient above partition_bimodality (5/9: a uniform's), and kurtosis not above kurtosis_min
     partition_var_ratio: float = option(2.0, gt=0)
@@ -49,7 +53,7 @@ class NeuronRolesConfig(Options):
     null_share_min: float = option(0.5, gt=0, lt=1)
     entropy_norm_percentile: float = option(90.0, ge=0, le=100)
     # attention deactivation (ours): top head's score at least deact_z_min x the RMS of that head's scores over
-    # the layer's neurons
+    # the layer's other neurons
     deact_z_min: float = option(5.0, gt=0)
     top_neurons: int = option(5, ge=1)        # records kept per role and layer
     top_tokens: int = option(10, ge=1)        # promoted / suppressed tokens per record
@@ -87,11 +91,12 @@ class NeuronRoles(Analyzer):
         return Needs(hooks=tuple(act_name("k", layer) for layer in range(1, ref.n_layers)))
 
     def run(self, unit: Unit, ctx: Context) -> NeuronRolesResult:
-        from interp.maths.weights import processing_record
+        from interp.maths.weights import processing_record, unembed
 
         (ref,) = unit.refs
         model = ctx.model(ref)
-        stats, spectrum, null_k = self._statistics(model, first_keys(ctx, ref, self.config.chunk_tokens))
+        w_u = unembed(model)                                                  # [d_model, vocab], float64
+        stats, spectrum, null_k = self._statistics(model, w_u, first_keys(ctx, ref, self.config.chunk_tokens))
         flags = R.classify(stats, self.config)
         if getattr(model.cfg, "normalization_type", None) is None:
             flags["entropy"][:] = False   # no final norm to rescale: writing into W_U's null space does nothing
@@ -103,23 +108,23 @@ class NeuronRoles(Analyzer):
         for role in ROLES:
             result.add(f"is_{role}", flags[role], ("layer", "neuron"))
         result.add("unembed_singular", spectrum, ("direction",))
-        decode, tokenizer = token_decoder(ref)
+        decode, tokenizer = token_decoder(ref, ctx.settings.prompts.tokenizer)
         counts = {role: [int(c) for c in flags[role].sum(1)] for role in ROLES}
         result.scalars.update(weight_processing=processing_record(model), null_dims=null_k,
                               read_dims=int(len(spectrum)), tokenizer=tokenizer, counts=counts,
                               **{f"n_{role}": int(sum(c)) for role, c in counts.items()})
         for role in ROLES:
-            result.scalars[role] = self._records(model, role, flags[role], stats, decode)
+            result.scalars[role] = self._records(model, w_u, role, flags[role], stats, decode)
         return result
 
-    def _statistics(self, model, k_first: dict[int, torch.Tensor]) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
+    def _statistics(self, model, w_u: torch.Tensor, k_first: dict[int, torch.Tensor]
+                    ) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
         """Every [layer, neuron] statistic, the unembedding's singular values, and the null dimensions used."""
         import torch
 
-        from interp.maths.weights import mlp_out, unembed
+        from interp.maths.weights import mlp_out
 
         cfg, n_layers = self.config, model.cfg.n_layers
-        w_u = unembed(model)                                                  # [d_model, vocab]
         space = R.read_space(model)
         s, dirs, trace = R.unembed_spectrum(w_u, space)
         null_k = min(cfg.null_dims, max(1, len(s) - 1))                       # never the whole read space
@@ -144,18 +149,16 @@ class NeuronRoles(Analyzer):
         out["bimodality"] = R.bimodality(out["vocab_skew"], out["vocab_kurtosis"])
         return out, s.cpu().numpy(), null_k
 
-    def _records(self, model, role: str, flag: np.ndarray, stats: dict[str, np.ndarray],
+    def _records(self, model, w_u: torch.Tensor, role: str, flag: np.ndarray, stats: dict[str, np.ndarray],
                  decode: Callable[[int], str] | None) -> list[dict[str, Any]]:
         """The top neurons of ``role`` in each layer, with the tokens their vocabulary effect raises and lowers."""
-        from interp.maths.weights import mlp_out, unembed
+        from interp.maths.weights import mlp_out
 
         out = []
-        w_u = None
         for layer in range(flag.shape[0]):
             chosen = R.top_neurons(flag[layer], stats[R.RANK_BY[role]][layer], self.config.top_neurons)
             if not chosen:
                 continue
-            w_u = unembed(model) if w_u is None else w_u
             effects = (mlp_out(model, layer)[chosen] @ w_u).cpu().numpy()    # [chosen, vocab]
             for n, v in zip(chosen, effects):
                 up, down = R.top_tokens(v, self.config.top_tokens)
@@ -186,14 +189,14 @@ def first_keys(ctx: Context, ref: CheckpointRef, chunk_tokens: int) -> dict[int,
     return out
 
 
-def token_decoder(ref: CheckpointRef) -> tuple[Callable[[int], str] | None, str | None]:
-    """(id -> text, the tokenizer file's name) from a ``tokenizer.json`` or nanoGPT ``meta.pkl`` beside the
-    checkpoint; (None, None) when there is none or it cannot be read (records then carry ids only)."""
+def token_decoder(ref: CheckpointRef, explicit: Path | None = None) -> tuple[Callable[[int], str] | None, str | None]:
+    """(id -> text, the tokenizer file's name) from ``explicit`` (``--tokenizer``) or a ``tokenizer.json`` or nanoGPT
+    ``meta.pkl`` beside the checkpoint; (None, None) when there is none or it cannot be read (ids only then)."""
     from interp.errors import ConfigError, UnsafeInputError
     from interp.prompts.text import find_tokenizer
 
     try:
-        path = find_tokenizer(ref.path, ref.format)
+        path = find_tokenizer(ref.path, ref.format, explicit)
         if path.suffix == ".pkl":
             from interp.checkpoints.formats.nanogpt import read_meta
 

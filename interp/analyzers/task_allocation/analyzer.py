@@ -1,7 +1,9 @@
 """``task-allocation``: which MLP neurons each task uses, and how tasks compete for them (Huang et al., arXiv
 2605.29548).
 
-The method, the choices that are ours and the caveats: ``method.md`` beside this module.
+The method, the choices that are ours and the caveats: ``method.md`` beside this module. The tasks come from either
+source (a toy run's mixture, a user's task file: ``interp.prompts.task_set``); the background that ablated neurons
+are set to comes from the evaluation prompts when the run has them (the mixture's background, or text).
 """
 
 from __future__ import annotations
@@ -12,15 +14,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from interp.analyzers.base import Analyzer, Unit
-from interp.checkpoints.hooks import act_name, mlp_hooks
+from interp.analyzers.task_allocation.ablation import ablation_losses, by_layer, task_losses
+from interp.checkpoints.hooks import mlp_hooks
 from interp.config import Options, option
+from interp.maths.nulls import expected_jaccard_matrix, stratified_sample
 from interp.maths.stats import cosine_matrix
 from interp.results import Result
 from interp.runner.context import Needs
-from interp.toys.tasks import LABEL_POS
 
 if TYPE_CHECKING:
-
     from interp.prompts.prompt_set import PromptSet
 
 
@@ -29,12 +31,19 @@ class TaskAllocationConfig(Options):
     mass: float = option(0.9, gt=0, le=1)        # attribution mass a task's neuron set must hold
     core_mass: float = option(0.7, gt=0, le=1)   # mass of the core sets whose overlap is rare_common_overlap
     top_k: int = option(0, ge=0)                 # ablate each task's top-k neurons; 0: its whole mass set
-    check_neurons: int = option(8, ge=1)         # per task: top neurons and as many random ones, one at a time
+    # per task, single-neuron ablations of a stratified sample of this many neurons (all, when there are fewer) for
+    # the rank check of attribution against damage
+    check_neurons: int = option(64, ge=4)
+    controls: int = option(8, ge=0)              # random neuron sets per task, of its set's size, for the damage null
     chunk_tokens: int = option(16384, ge=1)   # token vectors per block read from the cache (bounds memory)
     seed: int = option(0, ge=0)
+    rare_task: str = ""                          # the rare and common tasks by name (default: by frequency)
+    common_task: str = ""
 
 
 class TaskAllocationResult(Result):
+    TIES = ("neuron_set", "core_set")   # a neuron at a mass threshold can change sets with the last float digits
+
     @property
     def tasks(self) -> list[str]:
         return list(self.scalars["tasks"])
@@ -42,16 +51,6 @@ class TaskAllocationResult(Result):
     def neuron_set(self, task: str) -> np.ndarray:
         """[layer, neuron] bool: the task's neurons."""
         return self.arrays["neuron_set"][self.tasks.index(task)]
-
-
-def task_roles(mixture, task_names: tuple[str, ...]) -> tuple[str | None, str | None]:
-    """(rare, common): the least and most frequent tasks, or (None, None) without two distinct frequencies."""
-    if mixture is None or len(task_names) < 2:
-        return None, None
-    freq = {t.name: t.frequency for t in mixture.tasks if t.name in task_names}
-    if len(set(freq.values())) < 2:
-        return None, None
-    return min(freq, key=freq.get), max(freq, key=freq.get)
 
 
 def mass_set(a: np.ndarray, mass: float) -> np.ndarray:
@@ -86,156 +85,145 @@ class TaskAllocation(Analyzer):
     name = "task-allocation"
     Config = TaskAllocationConfig
     Result = TaskAllocationResult
-    requires = "runs whose manifest has a task mixture with tasks (it allocates neurons to tasks)"
-    question = ("Which MLP neurons does each task use, do tasks share or compete for them, and does ablating a "
-                "task's neurons confirm it?")
+    version = 2   # tasks from any source, answer-level accuracy, null overlaps, stratified rank check, damage null
+    inputs = ("tasks",)
+    extra_inputs = ("prompts",)   # background activations for mean-ablation, when the run has them
+    requires = "tasks: a run whose manifest has a task mixture, or a task file (--tasks)"
+    question = ("Which MLP neurons does each task use, do tasks share or compete for them more than sets of the same "
+                "size would by chance, and does ablating a task's neurons confirm it?")
 
-    def needs(self, ref) -> Needs:
-        return Needs(grad_hooks=mlp_hooks(ref.n_layers))
-
-    def select(self, refs: list) -> list:
-        """Runs with tasks in their mixture (a token-file series has no task labels to allocate)."""
-        return [r for r in refs if r.mixture_spec is not None and r.mixture_spec.tasks]
+    def needs(self, ref) -> list[Needs]:
+        hooks = mlp_hooks(ref.n_layers)
+        return [Needs(grad_hooks=hooks, on="tasks"), Needs(hooks=hooks, on="prompts")]
 
     def run(self, unit: Unit, ctx) -> TaskAllocationResult:
         (ref,) = unit.refs
-        prompts = ctx.prompts(ref)
-        model = ctx.model(ref)
-        d_mlp = model.cfg.d_mlp
-        tasks = list(prompts.task_names)
+        tasks = ctx.tasks(ref)
+        prompts, model = tasks.prompts, ctx.model(ref)
+        d_mlp, names = model.cfg.d_mlp, list(tasks.names)
         hooks = list(mlp_hooks(ref.n_layers))
-        attr, mean_act = self._attribution(ctx, ref, prompts, hooks, len(tasks))   # [task, layer, neuron]
-        flat = attr.reshape(len(tasks), -1)
+        attr = self._attribution(ctx, ref, prompts, hooks, len(names))                # [task, layer, neuron]
+        mean_act = self._ablation_values(ctx, ref, prompts, hooks)
+        flat = attr.reshape(len(names), -1)
         sets = np.stack([mass_set(a, self.config.mass) for a in flat])              # [task, unit]
         core = np.stack([mass_set(a, self.config.core_mass) for a in flat])
         loss, acc = task_losses(model, prompts, {}, mean_act)
-        damage = np.zeros((len(tasks), len(tasks)))
-        for i in range(len(tasks)):
-            k = self.config.top_k or int(sets[i].sum())
-            chosen = np.argsort(-flat[i], kind="stable")[:k] if k else np.array([], dtype=int)
-            ablated, _ = task_losses(model, prompts, _by_layer(chosen, d_mlp), mean_act)
-            damage[i] = ablated - loss
-        rank_corr = self._rank_check(model, prompts, flat, mean_act, loss, d_mlp)
+        damage, control = self._damage(model, prompts, flat, sets, mean_act, loss, d_mlp)
+        rank_corr, n_checked = self._rank_check(model, prompts, flat, mean_act, loss, d_mlp)
 
         result = self.new_result(unit)
-        result.add("attribution", attr, ("task", "layer", "neuron"))
-        result.add("neuron_set", sets.reshape(attr.shape), ("task", "layer", "neuron"))
+        n_units = sets.shape[1]
         jac, core_jac, cos = jaccard(sets), jaccard(core), cosine_matrix(flat)
-        result.add("jaccard", jac, ("task", "task_other"))
-        result.add("core_jaccard", core_jac, ("task", "task_other"))
-        result.add("cosine", cos, ("task", "task_other"))
-        result.add("ablation_damage", damage, ("task_ablated", "task_measured"))
-        result.add("loss", loss, ("task",))
-        result.add("accuracy", acc, ("task",))
-        share = sets.sum(1) / sets.shape[1]
+        jac_null = expected_jaccard_matrix(n_units, sets.sum(1))
+        core_null = expected_jaccard_matrix(n_units, core.sum(1))
+        for key, arr, dims in (("attribution", attr, ("task", "layer", "neuron")),
+                               ("neuron_set", sets.reshape(attr.shape), ("task", "layer", "neuron")),
+                               ("core_set", core.reshape(attr.shape), ("task", "layer", "neuron")),
+                               ("jaccard", jac, ("task", "task_other")),
+                               ("jaccard_null", jac_null, ("task", "task_other")),
+                               ("core_jaccard", core_jac, ("task", "task_other")),
+                               ("core_jaccard_null", core_null, ("task", "task_other")),
+                               ("cosine", cos, ("task", "task_other")),
+                               ("ablation_damage", damage, ("task_ablated", "task_measured")),
+                               ("ablation_damage_random", control, ("task_ablated", "task_measured")),
+                               ("loss", loss, ("task",)), ("accuracy", acc, ("task",))):
+            result.add(key, arr, dims)
+        share = sets.sum(1) / n_units
         s = result.scalars
-        s.update(tasks=tasks, n_units=int(sets.shape[1]), neuron_share=dict(zip(tasks, share.tolist())),
-                 task_accuracy=dict(zip(tasks, acc.tolist())), ablation_rank_corr=dict(zip(tasks, rank_corr)))
-        rare, common = task_roles(ref.mixture_spec, prompts.task_names)
+        s.update(tasks=names, n_units=int(n_units), neuron_share=dict(zip(names, share.tolist())),
+                 task_accuracy=dict(zip(names, acc.tolist())), ablation_rank_corr=dict(zip(names, rank_corr)),
+                 ablation_rank_neurons=n_checked, task_source=tasks.source)
+        rare, common = tasks.roles(self.config.rare_task or None, self.config.common_task or None)
         if rare is not None:
-            r, c = tasks.index(rare), tasks.index(common)
+            r, c = names.index(rare), names.index(common)
             s.update(rare_task=rare, common_task=common, rare_task_accuracy=float(acc[r]),
                      common_task_accuracy=float(acc[c]), rare_task_neuron_share=float(share[r]),
                      common_task_neuron_share=float(share[c]),
-                     rare_common_overlap=float(core_jac[r, c]), rare_common_overlap_90=float(jac[r, c]),
+                     rare_common_overlap=float(core_jac[r, c]), rare_common_overlap_null=float(core_null[r, c]),
+                     rare_common_overlap_excess=float(core_jac[r, c] - core_null[r, c]),
+                     rare_common_overlap_90=float(jac[r, c]), rare_common_overlap_90_null=float(jac_null[r, c]),
                      rare_common_cosine=float(cos[r, c]),
                      rare_core_in_common_core=float((core[r] & core[c]).sum() / max(core[r].sum(), 1)))
         return result
 
-    def _attribution(self, ctx, ref, prompts: PromptSet, hooks: list[str], n_tasks: int):
-        """Streams cached activations and gradients: per-task attribution sums and background mean activations."""
+    def _attribution(self, ctx, ref, prompts: PromptSet, hooks: list[str], n_tasks: int) -> np.ndarray:
+        """[task, layer, neuron]: per task, the mean over its prompts of |sum over positions of act x grad|, streamed
+        from the cached activations and gradients of the task prompts."""
         task_id = prompts.task_id
-        bg = task_id < 0 if (task_id < 0).any() else np.ones(len(task_id), dtype=bool)
-        counts = np.bincount(task_id[task_id >= 0], minlength=n_tasks).astype(np.float64)
-        attr, means = [], []
+        counts = np.bincount(task_id, minlength=n_tasks).astype(np.float64)
+        attr = []
         for hook in hooks:
-            acts, grads = ctx.acts(ref, hook), ctx.acts(ref, hook, grad=True)
+            acts, grads = ctx.acts(ref, hook, on="tasks"), ctx.acts(ref, hook, grad=True, on="tasks")
             total = np.zeros((n_tasks, acts.shape[-1]))
-            bg_sum = np.zeros(acts.shape[1:])
             start = 0
             rows = acts.rows_for(self.config.chunk_tokens)
             for a, g in zip(acts.blocks(rows), grads.blocks(rows)):
-                ids = task_id[start:start + len(a)]
                 per_prompt = np.abs((a.astype(np.float64) * g).sum(1))               # [prompt, neuron]
-                keep = ids >= 0
-                np.add.at(total, ids[keep], per_prompt[keep])
-                bg_sum += a[bg[start:start + len(a)]].astype(np.float64).sum(0)
+                np.add.at(total, task_id[start:start + len(a)], per_prompt)
                 start += len(a)
             attr.append(total / np.maximum(counts, 1)[:, None])
-            means.append(bg_sum / bg.sum())                                           # [pos, neuron]
-        return np.stack(attr, axis=1), means
+        return np.stack(attr, axis=1)
 
-    def _rank_check(self, model, prompts, flat, mean_act, clean, d_mlp) -> list[float]:
-        rng = np.random.default_rng(self.config.seed)
+    def _ablation_values(self, ctx, ref, tasks: PromptSet, hooks: list[str]) -> list[np.ndarray]:
+        """Per layer, [pos, neuron]: what an ablated neuron is set to at each position of the task prompts, its mean
+        activation on background text (the evaluation prompts' rows without a task). Per position when the
+        background has the task prompts' positions (a toy mixture), else one mean over the background's counted
+        positions (``statistics_mask``: not a window's first position, not special tokens); over the task prompts
+        themselves when the run has no background."""
+        width = tasks.tokens.shape[1]
+        on = "prompts" if "prompts" in ctx.available(ref) else "tasks"
+        src = ctx.prompt_set(ref, on)
+        bg = src.task_id < 0 if (src.task_id < 0).any() else np.ones(len(src), dtype=bool)
+        per_position = src.tokens.shape[1] == width
         out = []
+        for hook in hooks:
+            acts = ctx.acts(ref, hook, on=on)
+            total, count, start = None, 0.0, 0
+            for a in acts.blocks(acts.rows_for(self.config.chunk_tokens)):
+                rows = slice(start, start + len(a))
+                keep = bg[rows]
+                block = a[keep].astype(np.float64)                                   # [prompt, pos, neuron]
+                if per_position:
+                    part, n = block.sum(0), float(keep.sum())
+                else:
+                    m = src.statistics_mask(np.asarray(src.tokens[rows])[keep])
+                    part, n = block[m].sum(0), float(m.sum())
+                total = part if total is None else total + part
+                count += n
+                start += len(a)
+            mean = total / max(count, 1.0)
+            out.append(mean if per_position else np.broadcast_to(mean, (width, mean.shape[-1])).copy())
+        return out
+
+    def _damage(self, model, prompts, flat, sets, mean_act, loss, d_mlp) -> tuple[np.ndarray, np.ndarray]:
+        """([ablated, measured] loss increase when a task's set, or its top_k, is mean-ablated; and the mean increase
+        over ``controls`` random sets of the same size: the null the damage is read against)."""
+        rng = np.random.default_rng([self.config.seed, 1])
+        n = len(flat)
+        damage, control = np.zeros((n, n)), np.full((n, n), np.nan)
+        for i in range(n):
+            k = self.config.top_k or int(sets[i].sum())
+            chosen = np.argsort(-flat[i], kind="stable")[:k] if k else np.array([], dtype=int)
+            ablated, _ = task_losses(model, prompts, by_layer(chosen, d_mlp), mean_act)
+            damage[i] = ablated - loss
+            if self.config.controls and k:
+                draws = [task_losses(model, prompts, by_layer(rng.choice(flat.shape[1], k, replace=False), d_mlp),
+                                     mean_act)[0] - loss for _ in range(self.config.controls)]
+                control[i] = np.mean(draws, axis=0)
+        return damage, control
+
+    def _rank_check(self, model, prompts, flat, mean_act, clean, d_mlp) -> tuple[list[float], int]:
+        """Per task, the Spearman correlation between attribution and the loss increase of single-neuron ablations,
+        over a sample stratified along the attribution (every neuron when there are at most ``check_neurons``)."""
+        rng = np.random.default_rng(self.config.seed)
+        out, n_checked = [], 0
         for t in range(flat.shape[0]):
-            top = np.argsort(-flat[t], kind="stable")[:self.config.check_neurons]
-            rest = np.setdiff1d(np.arange(flat.shape[1]), top)
-            pick = np.concatenate([top, rng.choice(rest, min(len(rest), len(top)), replace=False)])
+            pick = stratified_sample(flat[t], self.config.check_neurons, rng)
+            n_checked = len(pick)
             part = prompts.subset(prompts.task_id == t)
             if not len(part):
                 out.append(0.0)
                 continue
-            ablated, _ = ablation_losses(model, part, [_by_layer(np.array([u]), d_mlp) for u in pick], mean_act)
+            ablated, _ = ablation_losses(model, part, [by_layer(np.array([u]), d_mlp) for u in pick], mean_act)
             out.append(spearman(flat[t, pick], ablated - clean[t]))
-        return out
-
-
-def _by_layer(units: np.ndarray, d_mlp: int) -> dict[int, np.ndarray]:
-    out: dict[int, list[int]] = {}
-    for u in units.tolist():
-        out.setdefault(u // d_mlp, []).append(u % d_mlp)
-    return {l: np.asarray(v) for l, v in out.items()}
-
-
-def task_losses(model, prompts: PromptSet, ablate: dict[int, np.ndarray], mean_act: list[np.ndarray],
-                batch_size: int = 8192) -> tuple[np.ndarray, np.ndarray]:
-    """Per-task mean loss and label accuracy with the given neurons mean-ablated: ([task], [task])."""
-    n = len(prompts.task_names)
-    loss, acc = np.full(n, np.nan), np.full(n, np.nan)
-    for t in range(n):
-        part = prompts.subset(prompts.task_id == t)
-        if len(part):
-            (loss[t],), (acc[t],) = ablation_losses(model, part, [ablate], mean_act, batch_size)
-    return loss, acc
-
-
-def ablation_losses(model, prompts: PromptSet, variants: list[dict[int, np.ndarray]], mean_act: list[np.ndarray],
-                    batch_size: int = 8192) -> tuple[np.ndarray, np.ndarray]:
-    """Mean loss and label accuracy over ``prompts`` under each ablation variant: ([variant], [variant]).
-
-    All variants run in one batch (each prompt repeated once per variant, each copy with its own neurons replaced),
-    because on small models a forward call's fixed cost dominates: 16 single-neuron ablations cost one call."""
-    import torch
-
-    from interp.maths.losses import masked_next_token_loss
-
-    device = next(model.parameters()).device
-    n_var, d_mlp = len(variants), model.cfg.d_mlp
-    hooks = []
-    for layer in sorted({l for v in variants for l in v}):
-        mask = torch.zeros(n_var, d_mlp, dtype=torch.bool, device=device)            # [variant, neuron]
-        for i, v in enumerate(variants):
-            if layer in v and len(v[layer]):
-                mask[i, torch.as_tensor(v[layer], device=device)] = True
-        mean = torch.as_tensor(mean_act[layer], dtype=torch.float32, device=device)  # [pos, neuron]
-
-        def patch(act, hook, mask=mask, mean=mean):
-            b, pos, _ = act.shape
-            act = act.view(n_var, b // n_var, pos, -1)
-            return torch.where(mask[:, None, None, :], mean[None, None, :pos].to(act.dtype), act).view(b, pos, -1)
-
-        hooks.append((act_name("post", layer), patch))
-    per_chunk = max(1, batch_size // n_var)
-    loss_sum, correct = np.zeros(n_var), np.zeros(n_var)
-    with torch.inference_mode():
-        for s in range(0, len(prompts), per_chunk):
-            toks = torch.as_tensor(prompts.tokens[s:s + per_chunk], device=device)
-            mask = torch.as_tensor(prompts.loss_mask[s:s + per_chunk], device=device)
-            c = len(toks)
-            logits = model.run_with_hooks(toks.repeat(n_var, 1), fwd_hooks=hooks)
-            nll = masked_next_token_loss(logits, toks.repeat(n_var, 1), mask.repeat(n_var, 1), reduction="none")
-            loss_sum += nll.double().view(n_var, c).sum(1).cpu().numpy()
-            hit = logits[:, LABEL_POS].argmax(-1) == toks.repeat(n_var, 1)[:, LABEL_POS + 1]
-            correct += hit.view(n_var, c).sum(1).cpu().numpy()
-    return loss_sum / len(prompts), correct / len(prompts)
+        return out, n_checked
