@@ -71,6 +71,14 @@ def surviving(s: np.ndarray, factor: float = 2.0) -> np.ndarray:
     return s > factor * s.mean()
 
 
+def reference_circles(w_e_by_rank: np.ndarray, factor: float = 2.0) -> int:
+    """Circles by the reference code's rule (``get_final_circle_freqs`` of Ding et al.'s circle-survival repository):
+    the full spectrum of the *uncentred* rows (frequency 0 included, both halves), a frequency survives above
+    ``factor`` times the mean over all p frequencies, and the survivors are counted in pairs."""
+    signal = np.linalg.norm(np.fft.fft(w_e_by_rank, axis=0), axis=1)
+    return int((signal > factor * signal.mean()).sum() // 2)
+
+
 def key_frequencies(w_e_by_rank: np.ndarray, max_freqs: int = 3) -> tuple[list[int], np.ndarray]:
     """Surviving frequencies (``embedding_spectrum`` above twice its mean), strongest first, at most ``max_freqs``
     (at least the strongest one); and the whole spectrum s."""
@@ -89,3 +97,24 @@ def fourier_circle(acts: np.ndarray, c: np.ndarray, k: int, p: int) -> Manifold:
     coef, *_ = np.linalg.lstsq(design, centred, rcond=None)                # [2, d]
     q, _ = np.linalg.qr(coef.T)
     return Manifold(acts, np.mod(w * c, 2 * np.pi), q, f"k={k}")
+
+
+def circle_r2(acts: np.ndarray, value: np.ndarray, k: int, period: int) -> float:
+    """How much of the activations' variance the circle of frequency ``k`` explains: the share of the centred
+    activations [n, d] that the least-squares fit ``mean + cos(2 pi k v / P) u_cos + sin(2 pi k v / P) u_sin``
+    reproduces (1: the points lie on the circle; about 2 / n for noise)."""
+    w = 2 * np.pi * k / period
+    design = np.stack([np.cos(w * value), np.sin(w * value)], 1)
+    centred = acts - acts.mean(0)
+    coef, *_ = np.linalg.lstsq(design, centred, rcond=None)
+    return float(((design @ coef) ** 2).sum() / max((centred**2).sum(), 1e-300))
+
+
+def label_frequencies(acts: np.ndarray, value: np.ndarray, period: int, max_freqs: int = 3,
+                      share: float = 0.5) -> tuple[list[int], np.ndarray]:
+    """The circles a labelled concept traces: the frequencies k = 1..P//2 whose circle fit (``circle_r2``) is at
+    least ``share`` of the best, strongest first, at most ``max_freqs``; and every frequency's R^2. Engels et al.
+    (arXiv 2405.14860) found days and months at k = 1; a modular task's answer can sit at any k."""
+    r2 = np.array([circle_r2(acts, value, k, period) for k in range(1, period // 2 + 1)])
+    keys = [int(k) + 1 for k in np.argsort(-r2, kind="stable") if r2[k] >= share * r2.max()]
+    return keys[:max_freqs], r2

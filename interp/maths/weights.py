@@ -13,7 +13,8 @@ what was applied):
   row centred over the vocabulary (adding a constant to every logit changes no probability);
 - ``mlp_out``: ``W_out`` rows with, for LayerNorm models (not RMSNorm: it does not subtract the mean), their mean over
   ``d_model`` removed (``center_writing_weights``);
-- ``mlp_in``: ``W_in`` with the block's second norm's gain folded in (``diag(w) W_in``).
+- ``mlp_in``: ``W_in`` with the block's second norm's gain folded in (``diag(w) W_in``);
+- ``embed``: ``W_E`` rows centred over ``d_model`` for LayerNorm models, like ``W_out``.
 
 A model without normalisation (the toy models) or with its norms already folded (``LNPre``) is read as stored, and
 the record says so.
@@ -62,6 +63,17 @@ def mlp_out(model: Any, layer: int, center: bool = True) -> Float[torch.Tensor, 
     if center and norm_kind(model) == "LN":
         w_out = w_out - w_out.mean(dim=1, keepdim=True)
     return w_out
+
+
+def embed(model: Any, center: bool = True) -> Float[torch.Tensor, "vocab d_model"]:
+    """float64 ``W_E``; with ``center`` and a LayerNorm model, each row's mean over d_model removed (a writing
+    weight: the next LayerNorm subtracts it anyway)."""
+    import torch
+
+    w_e = model.W_E.detach().to(torch.float64)
+    if center and norm_kind(model) == "LN":
+        w_e = w_e - w_e.mean(dim=1, keepdim=True)
+    return w_e
 
 
 def mlp_in(model: Any, layer: int) -> Float[torch.Tensor, "d_model neuron"]:

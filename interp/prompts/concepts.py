@@ -61,14 +61,19 @@ class ConceptFile:
 
 @dataclass(frozen=True)
 class ConceptSet:
-    """A concepts file tokenized for one checkpoint: ``prompts`` (right-padded rows, ``task_id`` = concept index, no
-    prediction scored), ``position`` [row] where to read the activation, ``value`` and ``period`` [row]."""
+    """Labelled prompts of cyclic concepts for one checkpoint: ``prompts`` (right-padded rows, ``task_id`` = concept
+    index), ``position`` [row] where to read the activation, ``value`` and ``period`` [row]. From a concepts file, or
+    from a toy run's modular-addition task (its answer (a + b) mod p on its prompts, read at the label position);
+    ``operands`` [concept, value] the token of each value where a value is one token (the modular task's operands,
+    ordered by rank), for spectra of the embedding."""
 
     prompts: PromptSet
     position: np.ndarray
     value: np.ndarray
     period: np.ndarray
-    file: ConceptFile
+    file: ConceptFile | None = None
+    source: str = ""
+    operands: dict[str, np.ndarray] | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -82,7 +87,8 @@ class ConceptSet:
         return 2 * np.pi * self.value[rows] / self.period[rows]
 
     def digest(self) -> str:
-        return hashlib.sha256(f"{self.prompts.digest()}|{self.file.sha256}".encode()).hexdigest()[:16]
+        file = self.file.sha256 if self.file is not None else self.source
+        return hashlib.sha256(f"{self.prompts.digest()}|{file}".encode()).hexdigest()[:16]
 
 
 _MEMO: dict[tuple, ConceptFile] = {}
@@ -191,4 +197,22 @@ def concept_prompts(cf: ConceptFile, codec: Codec, n_ctx: int, d_vocab: int) -> 
     prompts = PromptSet(tokens, task_id, np.zeros((len(rows), width - 1), dtype=bool), names,
                         codec.special_ids, False)
     return ConceptSet(prompts, np.array(positions), np.array([it.value for it in cf.items]),
-                      np.array([it.period for it in cf.items]), cf)
+                      np.array([it.period for it in cf.items]), cf, f"concepts file {cf.path}")
+
+
+def mixture_concepts(spec: Any, run: str) -> ConceptSet | None:
+    """The modular-addition task of a toy mixture as a concept (None without one): its test prompts, the answer
+    c = (rank(a) + rank(b)) mod p as the value, period p, read at the label position."""
+    from interp.toys.tasks import LABEL_POS, build_tasks, find_task
+
+    found = find_task(spec, "modular_addition")
+    if found is None:
+        return None
+    task = build_tasks(spec)[found.name]
+    prompts = task.prompt_set("test", (found.name,))
+    prompts = type(prompts)(prompts.tokens, np.zeros(len(prompts), dtype=np.int64), prompts.loss_mask, (found.name,))
+    rank = {int(tok): i for i, tok in enumerate(task.operand_tokens)}
+    p = len(task.operand_tokens)
+    value = np.array([(rank[int(a)] + rank[int(b)]) % p for a, b in prompts.tokens[:, :2]])
+    return ConceptSet(prompts, np.full(len(prompts), LABEL_POS), value, np.full(len(prompts), p), None,
+                      f"the modular-addition task of run {run!r}", {found.name: np.asarray(task.operand_tokens)})

@@ -57,7 +57,8 @@ def spread(row: dict[str, Any]) -> tuple[float | None, float | None, int, int]:
     if not vals:
         return None, None, 0, total
     mean = sum(vals) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / n)
+    # the sample standard deviation (n - 1): with 3 seeds the population one (n) understates the spread by 18%
+    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1)) if n > 1 else 0.0
     return (row["value"] if row.get("value") is not None else mean), std, n, total
 
 

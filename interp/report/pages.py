@@ -183,7 +183,8 @@ def index_card(name: str, summary: dict, thumb: str | None, timing: dict | None)
 def index_body(summaries: dict[str, dict], thumbs: dict[str, str | None], record: dict | None) -> str:
     timings = (record or {}).get("timings") or {}
     series = (record or {}).get("series") or {}
-    lead = "Every analyzer's headline numbers (mean ± std over seeds) and its first figure; each card opens a page " \
+    lead = "Every analyzer's headline numbers (mean ± sample standard deviation over seeds, n - 1 in the " \
+           "denominator) and its first figure; each card opens a page " \
            "with interactive figures, captions, method and caveats."
     if series:
         runs = series.get("runs") or []

@@ -20,7 +20,8 @@ def summarize_scalars(results: list[Result], keys: tuple[str, ...]) -> dict[str,
                 vals = {str(r.seed): r.scalars[k] for r in rs if k in r.scalars}
                 if vals:
                     v = np.asarray(list(vals.values()), dtype=float)
-                    row[k] = {"mean": float(v.mean()), "std": float(v.std()), "per_seed": vals}
+                    std = float(v.std(ddof=1)) if len(v) > 1 else 0.0   # sample std: n - 1, as every spread
+                    row[k] = {"mean": float(v.mean()), "std": std, "per_seed": vals}
             per_run[run][str(step)] = row
     return {"per_run": per_run}
 

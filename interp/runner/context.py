@@ -140,7 +140,7 @@ class Context:
         if s.tasks is not None or (spec is not None and spec.tasks) or fixed_tasks:
             out.add("tasks")
         if s.concepts is not None or find_task(spec, "modular_addition") is not None:
-            out.add("concepts")
+            out.add("concepts")   # a concepts file, or a toy run's modular-addition task as a concept
         return out
 
     def codec(self, ref: CheckpointRef) -> Codec:
@@ -179,10 +179,15 @@ class Context:
         return self._sets[key]
 
     def concepts(self, ref: CheckpointRef) -> ConceptSet | None:
-        """The concepts file (``RunOptions.concepts``) tokenized with the checkpoint's own tokenizer; None without."""
+        """The concepts file (``RunOptions.concepts``) tokenized with the checkpoint's own tokenizer, else a toy run's
+        modular-addition task as a concept; None without either."""
+        from interp.prompts.concepts import concept_prompts, mixture_concepts, read_concepts
+
         if self.settings.concepts is None:
-            return None
-        from interp.prompts.concepts import concept_prompts, read_concepts
+            key = ("concepts-mixture", json.dumps(ref.mixture, sort_keys=True))
+            if key not in self._sets:
+                self._sets[key] = mixture_concepts(ref.mixture_spec, ref.run)
+            return self._sets[key]
 
         cf = read_concepts(self.settings.concepts)
         key = ("concepts", cf.sha256, find_tokenizer_key(ref, self.settings.prompts.tokenizer), self._shape(ref))

@@ -14,7 +14,7 @@ from interp.results import Result, by_run_step
 def summarize(results: list[Result], uses: dict[str, list[Result]]) -> dict:
     """Surviving circles per run and step; AUROC of survival from the first step's signal and gradient."""
 
-    out = summarize_scalars(results, ("n_circles", "signal_concentration", "train_loss"))
+    out = summarize_scalars(results, ("n_circles", "n_circles_reference", "signal_concentration", "train_loss"))
     out["headline"], out["fittest"], figures = [], {}, []
     for run, steps in by_run_step(results).items():
         first, last = steps[min(steps)], steps[max(steps)]
@@ -28,10 +28,14 @@ def summarize(results: list[Result], uses: dict[str, list[Result]]) -> dict:
         pooled = f"pooled over {len(pairs)} seeds; 0.5 is chance"
         out["headline"] += [
             H.seeds(run, f"circles at step {max(steps)}", {r.seed: r.scalars["n_circles"] for r in last}, 2),
+            H.seeds(run, f"circles at step {max(steps)}, the reference code's count",
+                    {r.seed: r.scalars.get("n_circles_reference") for r in last
+                     if r.scalars.get("n_circles_reference") is not None}, 2),
             H.single(run, f"AUROC of survival from the step-{min(steps)} signal", fit["auroc_initial_signal"], 3,
-                     pooled),
-            H.single(run, f"AUROC of survival from the step-{min(steps)} gradient", fit["auroc_initial_grad"], 3,
                      pooled)]
+        if np.isfinite(fit["auroc_initial_grad"]):   # a concepts file has no training loss to differentiate
+            out["headline"].append(H.single(run, f"AUROC of survival from the step-{min(steps)} gradient",
+                                            fit["auroc_initial_grad"], 3, pooled))
         figures.append(signal_figure(run, steps))
     figures.append(Lines("n_circles", "Surviving Fourier circles over training", y_label="circles",
                          lines=per_run_lines(out["per_run"], "n_circles"),
@@ -47,7 +51,7 @@ def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
     """Probability that a random positive outscores a random negative (ties count half); NaN without both. All
     pairs are compared: the sets here are frequencies x seeds, small."""
     pos, neg = scores[positive], scores[~positive]
-    if not len(pos) or not len(neg):
+    if not len(pos) or not len(neg) or not np.isfinite(scores).all():
         return float("nan")
     diff = pos[:, None] - neg[None, :]
     return float(((diff > 0) + 0.5 * (diff == 0)).mean())

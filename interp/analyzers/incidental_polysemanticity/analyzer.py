@@ -7,12 +7,13 @@ The method, the choices that are ours and the caveats: ``method.md`` beside this
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from interp.analyzers.base import Analyzer, Unit
 from interp.config import Options
-from interp.errors import ConfigError
+from interp.errors import ConfigError, PromptError
 from interp.results import Result
 from interp.runner.context import Needs
 
@@ -21,6 +22,9 @@ from interp.runner.context import Needs
 class IncidentalPolysemanticityConfig(Options):
     band: tuple[float, float] = (0.8, 1.2)   # relative weight band in which a neuron carries a feature (the paper's)
     center: bool = True                      # centre the features' embedding rows on their mean first
+    # a task's features: its operand tokens (what its prompts feed the model), or those and its answer tokens (which
+    # a toy task never feeds the model: their embedding rows are untrained there)
+    features: Literal["operands", "operands+answers"] = "operands"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -37,14 +41,15 @@ class IncidentalPolysemanticityResult(Result):
         return self.arrays["features_per_neuron"]
 
 
-def operand_tokens(spec) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(tokens [feature], task index [feature], task names): every task's operand tokens, in mixture order."""
-    from interp.toys.tasks import build_tasks
-
-    tasks = list(build_tasks(spec).values())
-    tokens = np.concatenate([t.operand_tokens for t in tasks]).astype(np.int64)
-    owner = np.concatenate([np.full(len(t.operand_tokens), i) for i, t in enumerate(tasks)]).astype(np.int64)
-    return tokens, owner, [t.name for t in tasks]
+def feature_tokens(tasks, answers: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(tokens [feature], task index [feature], task names): every task's operand tokens (and, with ``answers``, its
+    answer tokens), in task order, each token once (a token two tasks share belongs to the first)."""
+    seen: dict[int, int] = {}
+    for i, name in enumerate(tasks.names):
+        for tok in (*tasks.operands.get(name, ()), *(tasks.answers.get(name, ()) if answers else ())):
+            seen.setdefault(int(tok), i)
+    return (np.fromiter(seen, dtype=np.int64, count=len(seen)), np.fromiter(seen.values(), dtype=np.int64,
+                                                                           count=len(seen)), list(tasks.names))
 
 
 def direct_weights(w_e: np.ndarray, w_in: np.ndarray, center: bool = True) -> np.ndarray:
@@ -78,22 +83,28 @@ class IncidentalPolysemanticity(Analyzer):
     name = "incidental-polysemanticity"
     Config = IncidentalPolysemanticityConfig
     Result = IncidentalPolysemanticityResult
-    requires = "runs whose manifest has a task mixture with tasks (their operand tokens are the features)"
+    version = 2   # tasks from any source; weights read with the norms folded in (interp.maths.weights)
+    inputs = ("tasks",)
+    requires = "tasks (their operand tokens are the features): a task mixture, or a task file (--tasks)"
     question = ("How many of the tasks' token features does each MLP neuron carry over training, and is that more "
                 "than the chance collisions of the incidental-polysemanticity toy model, n²/(4m)?")
 
     def needs(self, ref) -> Needs:
         return Needs()
 
-    def select(self, refs: list) -> list:
-        return [r for r in refs if r.mixture_spec is not None and r.mixture_spec.tasks]
-
     def run(self, unit: Unit, ctx) -> IncidentalPolysemanticityResult:
+        from interp.maths import weights
+
         (ref,) = unit.refs
         model = ctx.model(ref)
-        tokens, owner, names = operand_tokens(ref.mixture_spec)
-        w_e = model.W_E.detach()[tokens].double().cpu().numpy()                      # [feature, d_model]
-        w_in = np.stack([b.mlp.W_in.detach().double().cpu().numpy() for b in model.blocks])   # [layer, d_model, n]
+        tasks = ctx.tasks(ref)
+        tokens, owner, names = feature_tokens(tasks, answers=self.config.features == "operands+answers")
+        if not len(tokens):
+            raise PromptError(f"{tasks.source}: no operand tokens to read as features (give each item of a task file "
+                              f"an 'operands' list, or prompts whose tokens vary between items)")
+        w_e = weights.embed(model)[tokens].cpu().numpy()                             # [feature, d_model]
+        w_in = np.stack([weights.mlp_in(model, layer).cpu().numpy()
+                         for layer in range(model.cfg.n_layers)])                    # [layer, d_model, neuron]
         weight = direct_weights(w_e, w_in, self.config.center)                       # [feature, layer, neuron]
         rel = relative_weights(weight)
         fpn = carried(rel, self.config.band).sum(0)                                  # [layer, neuron]
@@ -109,5 +120,6 @@ class IncidentalPolysemanticity(Analyzer):
             mean_features_per_neuron=float(fpn.mean()), neurons_per_feature=float(fpn.sum() / n),
             features_per_neuron_hist=np.bincount(fpn.ravel(), minlength=n + 1).tolist(),
             baseline=baseline(n, m), baseline_fraction=baseline(n, m) / m, baseline_applies=m >= n,
-            band=list(self.config.band))
+            band=list(self.config.band), task_source=tasks.source,
+            weight_processing=weights.processing_record(model))
         return result

@@ -83,7 +83,7 @@ def correlate(per_seed: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
     for kind in ("pearson", "spearman"):
         vals = [v[kind] for v in out["per_seed"].values() if v[kind] is not None]
         out[f"{kind}_seed_mean"] = float(np.mean(vals)) if vals else None
-        out[f"{kind}_seed_std"] = float(np.std(vals)) if vals else None
+        out[f"{kind}_seed_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else (0.0 if vals else None)
     return out
 
 

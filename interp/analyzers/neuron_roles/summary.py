@@ -47,7 +47,8 @@ def layer_counts(results: list[Result]) -> dict[str, dict[str, dict[str, list[di
                 if not per_seed:
                     continue
                 table = np.asarray(list(per_seed.values()), dtype=float)     # [seed, layer]
-                row[role] = [{"mean": float(table[:, i].mean()), "std": float(table[:, i].std()),
+                std = table.std(0, ddof=1) if len(table) > 1 else np.zeros(table.shape[1])   # sample std
+                row[role] = [{"mean": float(table[:, i].mean()), "std": float(std[i]),
                               "per_seed": {s: int(c[i]) for s, c in per_seed.items()}}
                              for i in range(table.shape[1])]
             out[run][str(step)] = row

@@ -13,10 +13,11 @@ import numpy as np
 from interp.analyzers.base import Analyzer, Unit
 from interp.checkpoints.hooks import act_name, mlp_hooks
 from interp.config import Options, option
+from interp.maths import weights
 from interp.maths.stats import RunningMoments
+from interp.maths.weights import processing_record
 from interp.results import Result
 from interp.runner.context import Needs
-from interp.toys.tasks import LABEL_POS
 
 if TYPE_CHECKING:
     import torch
@@ -28,9 +29,13 @@ WEIGHT_STATS = ("w_in_norm", "w_out_norm", "cos_in_out", "vocab_cos_mean", "voca
 
 @dataclass(frozen=True)
 class NeuronStatsConfig(Options):
-    positions: Literal["all", "label"] = "all"   # every token position, or only the one that predicts LABEL
+    positions: Literal["all", "label"] = "all"   # every position, or each prompt's label position (task prompts)
     active_threshold: float = 0.0   # on the pre-activation; 0 is where ReLU/GELU neurons switch on
     chunk_tokens: int = option(16384, ge=1)   # token vectors per block read from the cache (bounds memory)
+    # over text, a window's first position and special tokens are left out, as Gurnee et al. filtered them: their
+    # activations are outliers shared by every seed
+    keep_first_position: bool = False
+    keep_special_tokens: bool = False
 
 
 class NeuronStatsResult(Result):
@@ -43,7 +48,7 @@ class NeuronStats(Analyzer):
     name = "neuron-stats"
     Config = NeuronStatsConfig
     Result = NeuronStatsResult
-    version = 2
+    version = 3   # text's first positions and special tokens left out; weights read with the norms folded in
     question = ("What do the MLP neurons look like: how heavy-tailed and how often active are their "
                 "pre-activations, and how are their weights shaped?")
 
@@ -56,13 +61,25 @@ class NeuronStats(Analyzer):
         (ref,) = unit.refs
         model = ctx.model(ref)
         n_layers, d_mlp = model.cfg.n_layers, model.cfg.d_mlp
+        prompts, c = ctx.prompts(ref), self.config
         result = self.new_result(unit)
         per_layer = {k: [] for k in STATS}
+        label = prompts.label_positions() if c.positions == "label" else None
         for layer in range(n_layers):
-            acc = RunningMoments(d_mlp, self.config.active_threshold, device=ctx.device)
-            for chunk in ctx.acts(ref, act_name("pre", layer)).chunks(self.config.chunk_tokens):
+            acc = RunningMoments(d_mlp, c.active_threshold, device=ctx.device)
+            acts = ctx.acts(ref, act_name("pre", layer))
+            start = 0
+            for chunk in acts.blocks(acts.rows_for(c.chunk_tokens)):
+                rows = slice(start, start + len(chunk))
+                start += len(chunk)
                 x = torch.from_numpy(chunk).to(ctx.device)  # [prompt, pos, neuron]
-                x = x[:, LABEL_POS] if self.config.positions == "label" else x.reshape(-1, d_mlp)
+                if label is not None:
+                    pos = np.maximum(label[rows], 0)
+                    x = x[torch.arange(len(chunk)), torch.as_tensor(pos)]
+                else:
+                    keep = prompts.statistics_mask(np.asarray(prompts.tokens[rows]), c.keep_first_position,
+                                                   c.keep_special_tokens)
+                    x = x.reshape(-1, d_mlp) if keep.all() else x[torch.from_numpy(keep)]
                 acc.update(x)
             for k, v in acc.result().items():
                 per_layer[k].append(v)
@@ -73,20 +90,23 @@ class NeuronStats(Analyzer):
             result.add(k, v, ("layer", "neuron"))
         kurt, freq = result.arrays["kurtosis"], result.arrays["act_freq"]
         result.scalars.update(n_tokens=int(n_tokens), median_kurtosis=float(np.median(kurt)),
-                              mean_act_freq=float(freq.mean()), dead_fraction=float((freq == 0).mean()))
+                              mean_act_freq=float(freq.mean()), dead_fraction=float((freq == 0).mean()),
+                              weight_processing=processing_record(model))
         return result
 
 
 def weight_stats(model) -> dict[str, torch.Tensor]:
-    """[layer, neuron] weight statistics, in float64."""
+    """[layer, neuron] weight statistics, in float64, on the weights as the papers read them: the final norm folded
+    into W_U and W_U centred over the vocabulary, the pre-MLP norm folded into W_in, W_out centred for LayerNorm
+    models (``interp.maths.weights``), whatever processing the model was loaded with."""
     import torch
 
     out: dict[str, list] = {k: [] for k in WEIGHT_STATS}
-    w_u = model.W_U.detach().double()                                    # [d_model, vocab]
+    w_u = weights.unembed(model)                                         # [d_model, vocab]
     w_u = w_u / w_u.norm(dim=0, keepdim=True).clamp_min(1e-30)
     for layer in range(model.cfg.n_layers):
-        w_in = model.blocks[layer].mlp.W_in.detach().double()           # [d_model, neuron]
-        w_out = model.blocks[layer].mlp.W_out.detach().double()         # [neuron, d_model]
+        w_in = weights.mlp_in(model, layer)                              # [d_model, neuron]
+        w_out = weights.mlp_out(model, layer)                            # [neuron, d_model]
         n_in, n_out = w_in.norm(dim=0), w_out.norm(dim=1)
         out["w_in_norm"].append(n_in)
         out["w_out_norm"].append(n_out)

@@ -208,6 +208,8 @@ def manifold_metrics(x: np.ndarray, codes: np.ndarray, recon: np.ndarray, w_dec:
     out = {"explained_variance": float(ev), "l0": float(active.sum(1).mean()),
            "latents_on_manifold": int(on.sum()), "subspace_capture": capture, "max_principal_angle": angle,
            "coverage": float(active[:, on].any(1).mean()) if on.any() else 0.0,
+           # how many of those latents a point's reconstruction combines (median over the points where any fires)
+           "co_active": float(np.median(active[:, on].sum(1)[active[:, on].any(1)])) if on.any() else 0.0,
            "median_rf_width": float(np.nanmedian(rf[1])) if on.any() else float("nan"),
            "centre_uniformity_p": rayleigh_p(rf[0])}
     out["fit_kind"] = classify(out, m)
@@ -215,17 +217,26 @@ def manifold_metrics(x: np.ndarray, codes: np.ndarray, recon: np.ndarray, w_dec:
 
 
 def classify(m: dict, dim: int) -> str:
-    """``subspace``: at most 2 x dim latents on the manifold, and together they capture >= 90% of its variance.
-    ``tiling``: more than 2 x dim latents, covering >= 90% of the points, each local (median receptive-field width
-    <= pi/2) and with centres spread over theta (Rayleigh test does not reject uniformity at 1%).
-    ``dilution``: latents on the manifold, but neither of the above (broad, redundant or bunched latents).
-    ``absent``: no latent concentrates on the manifold's subspace (the SAE spends nothing on it)."""
+    """What the SAE does with the manifold, decided from what it can do:
+
+    - ``subspace``: at most 2 x dim latents on the manifold, capturing >= 90% of its variance, and combined: a
+      point's reconstruction uses at least ``dim`` of them at once (median over the points; a TopK k = 1 SAE never
+      can, so it never captures a subspace however few latents it spends);
+    - ``coarse tiling``: at most 2 x dim latents, one (fewer than ``dim``) at a time, together covering >= 90% of
+      the points: a few arcs, each its own latent;
+    - ``tiling``: more than 2 x dim latents, covering >= 90% of the points, each local (median receptive-field width
+      <= pi/2) and with centres spread over theta (a Rayleigh test does not reject uniformity at 1%);
+    - ``dilution``: latents on the manifold, but none of the above (broad, redundant or bunched latents);
+    - ``absent``: no latent concentrates on the manifold's subspace (the SAE spends nothing on it)."""
     n = m["latents_on_manifold"]
     if n == 0:
         return "absent"
-    if n <= 2 * dim and m["subspace_capture"] >= 0.9:
+    few, combined = n <= 2 * dim, m.get("co_active", dim) >= dim
+    if few and combined and m["subspace_capture"] >= 0.9:
         return "subspace"
-    if n > 2 * dim and m["coverage"] >= 0.9 and m["median_rf_width"] <= np.pi / 2 and m["centre_uniformity_p"] >= 0.01:
+    if few and not combined and m["coverage"] >= 0.9:
+        return "coarse tiling"
+    if not few and m["coverage"] >= 0.9 and m["median_rf_width"] <= np.pi / 2 and m["centre_uniformity_p"] >= 0.01:
         return "tiling"
     return "dilution"
 

@@ -43,6 +43,10 @@ class UniversalNeuronsConfig(Options):
     matching: bool = True                        # also the one-to-one (Hungarian) matching
     memory_gb: float = option(4.0, gt=0)         # for the float64 cross sums: bounds the blocks taken per pass
     shard: bool = False                          # one task per (seed pair, layer pair): fans out on a Dask cluster
+    # over text, a window's first position and special tokens are left out, as Gurnee et al. filtered them: their
+    # activations are outliers shared by every seed, which inflate correlations
+    keep_first_position: bool = False
+    keep_special_tokens: bool = False
 
 
 class UniversalNeuronsResult(Result):
@@ -63,7 +67,7 @@ class UniversalNeurons(Analyzer):
     name = "universal-neurons"
     Config = UniversalNeuronsConfig
     Result = UniversalNeuronsResult
-    version = 2
+    version = 3   # text's first positions and special tokens left out
     scope = Scope.SEEDS
     uses = ("neuron-stats",)   # the universal-vs-other table joins its per-neuron statistics
     requires = "at least two seeds of a run at the same step (it correlates neurons across seeds)"
@@ -79,14 +83,15 @@ class UniversalNeurons(Analyzer):
                  for layer in range(n_layers)}
         d = ctx.acts(refs[0], act_name("post", 0)).shape[-1]
         c = self.config
+        keep = PositionFilter.of(ctx.prompts(refs[0]), c.keep_first_position, c.keep_special_tokens)
         if c.shard:
             job = partial(shard_job, paths, d=d, seed=c.seed, tokens=c.chunk_tokens, device=ctx.device,
-                          matching=c.matching)
+                          matching=c.matching, keep=keep)
             parts = ctx.map(job, cross_seed.shards(n, n_layers))
             out = cross_seed.reduce([b for part in parts for b in part], n, n_layers, d, c.matching)
             passes = len(parts)
         else:
-            out = cross_seed.cross_seed_correlations(lambda keys: stream_chunks(paths, keys, c.chunk_tokens), n,
+            out = cross_seed.cross_seed_correlations(lambda keys: stream_chunks(paths, keys, c.chunk_tokens, keep), n,
                                                      n_layers, d, c.seed, ctx.device, c.matching,
                                                      c.memory_gb * 2**30)
             passes = len(cross_seed.passes(cross_seed.all_blocks(n, n_layers), d, c.memory_gb * 2**30))
@@ -114,21 +119,58 @@ class UniversalNeurons(Analyzer):
         return result
 
 
-def stream_chunks(paths: dict[tuple[int, int], str], keys: set[tuple[int, int]],
-                  tokens: int) -> Iterator[dict[tuple[int, int], np.ndarray]]:
+@dataclass(frozen=True)
+class PositionFilter:
+    """Which token positions count (``PromptSet.statistics_mask``), picklable for a Dask worker: a memory-mapped
+    token file travels by its path, not its bytes."""
+
+    path: str | None
+    array: np.ndarray | None
+    window_start: bool
+    special_ids: tuple[int, ...]
+
+    @classmethod
+    def of(cls, prompts, keep_first: bool, keep_special: bool) -> PositionFilter | None:
+        """The filter of ``prompts``, or None when every position counts (a toy mixture: nothing to read)."""
+        start, special = prompts.window_start and not keep_first, () if keep_special else prompts.special_ids
+        if not start and not special:
+            return None
+        tokens = prompts.tokens
+        path = getattr(tokens, "filename", None)
+        return cls(str(path) if path else None, None if path else np.asarray(tokens), start, tuple(special))
+
+    def mask(self, start: int, stop: int) -> np.ndarray:
+        """[row, pos] bool for prompt rows ``start:stop``."""
+        tokens = np.load(self.path, mmap_mode="r")[start:stop] if self.path else self.array[start:stop]
+        keep = np.ones(tokens.shape, dtype=bool)
+        if self.window_start:
+            keep[:, 0] = False
+        if self.special_ids:
+            keep &= ~np.isin(tokens, np.asarray(self.special_ids))
+        return keep
+
+
+def stream_chunks(paths: dict[tuple[int, int], str], keys: set[tuple[int, int]], tokens: int,
+                  keep: PositionFilter | None = None) -> Iterator[dict[tuple[int, int], np.ndarray]]:
     """Per chunk of about ``tokens`` tokens, {(seed, layer): [token, neuron]} for the cached activations ``keys``
-    need; every array is read with the same prompts per chunk, so their rows stay aligned."""
+    need, only the positions ``keep`` counts; every array is read with the same prompts per chunk, so their rows
+    stay aligned."""
     from interp.activations.store import HookArray
 
     arrays = {k: HookArray(paths[k]) for k in sorted(keys)}
     rows = next(iter(arrays.values())).rows_for(tokens)
     readers = {k: a.blocks(rows) for k, a in arrays.items()}
+    start = 0
     for block in zip(*readers.values()):
-        yield {k: b.reshape(-1, b.shape[-1]) for k, b in zip(readers, block)}
+        m = keep.mask(start, start + len(block[0])).reshape(-1) if keep is not None else None
+        start += len(block[0])
+        yield {k: (b.reshape(-1, b.shape[-1]) if m is None else b.reshape(-1, b.shape[-1])[m])
+               for k, b in zip(readers, block)}
 
 
 def shard_job(paths: dict[tuple[int, int], str], blocks: list, d: int, seed: int, tokens: int, device: str,
-              matching: bool) -> list:
+              matching: bool, keep: PositionFilter | None = None) -> list:
     """One shard (a seed pair at a layer pair): its blocks over the two layers it reads. Picklable: on a Dask
     cluster it runs on any worker that sees the cache."""
-    return cross_seed.run_blocks(blocks, lambda keys: stream_chunks(paths, keys, tokens), d, seed, device, matching)
+    return cross_seed.run_blocks(blocks, lambda keys: stream_chunks(paths, keys, tokens, keep), d, seed, device,
+                                 matching)
