@@ -60,6 +60,21 @@ def verifier_for(options: RunOptions):
     return Verifier.default(options.cache_root / "verified-hashes.json")
 
 
+def check_input_files(options: RunOptions, refs: list) -> None:
+    """Read and validate every task and concepts file the run names (options and manifest) before anything is
+    computed: a bad line is one error naming the file and line, not a failure in the middle of a series."""
+    from interp.prompts.concepts import read_concepts
+    from interp.prompts.task_file import read_task_file
+
+    tasks = {options.tasks} | {r.inputs["tasks"] for r in refs if "tasks" in r.inputs and options.tasks is None}
+    concepts = {options.concepts} | {r.inputs["concepts"] for r in refs
+                                     if "concepts" in r.inputs and options.concepts is None}
+    for path in sorted(str(p) for p in tasks if p is not None):
+        read_task_file(Path(path))
+    for path in sorted(str(p) for p in concepts if p is not None):
+        read_concepts(Path(path))
+
+
 def analyze(source: str | Path | Series | None = None, analyzers: list[str] | None = None,
             settings: dict[str, dict[str, Any]] | None = None, options: RunOptions = RunOptions(),
             executor: Any = None, command: list[str] | None = None) -> AnalysisReport:
@@ -83,6 +98,7 @@ def analyze(source: str | Path | Series | None = None, analyzers: list[str] | No
     series = load_series(source)
     verifier = verifier_for(options)
     refs = planning.select_refs(series, options.runs)
+    check_input_files(options, refs)
     ctx = Context.shared(options.context_settings(device))
     plan = planning.plan(refs, instances, options, {r.id: ctx.available(r) for r in refs})
     plan = plan.verified(verifier, options.progress)

@@ -69,6 +69,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     opts = run_options(args)
     series = api.load_series(args.checkpoint_dir or args.manifest, allow_outside_paths=args.allow_outside_paths)
     report = api.analyze(series, names, settings, opts, command=args.command_line)
+    if not report.ran and not report.skipped and report.summaries:   # every analyzer lacked what it needs
+        reasons = {n: s.get("skipped", "") for n, s in report.summaries.items()}
+        print("error: nothing to analyse in this series: " + "; ".join(f"{n} {why.replace('nothing to analyse: ', '')}"
+                                                                       for n, why in reasons.items()),
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     print(f"{report.ran} units run, {report.skipped} already complete; results in {report.out_dir}/")
     _print_headlines(report.summaries, report.out_dir)
     if report.index is not None:

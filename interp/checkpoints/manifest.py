@@ -70,6 +70,17 @@ class ProcessingEntry(_Strict):
     dtype: Literal["float32", "float16", "bfloat16", "float64"] = "float32"
 
 
+class InputsEntry(_Strict):
+    """What a run is evaluated on, named by the manifest (paths relative to its folder, confined like checkpoints):
+    the defaults for the flags of the same meaning (``--tokens``, ``--tasks``, ``--concepts``, ``--tokenizer``),
+    which override them."""
+
+    tokens: str | None = None
+    tasks: str | None = None
+    concepts: str | None = None
+    tokenizer: str | None = None
+
+
 class RunEntry(_Strict):
     name: str
     format: Literal["safetensors", "hf", "nanogpt"] = "safetensors"
@@ -79,6 +90,7 @@ class RunEntry(_Strict):
     processing: ProcessingEntry = Field(default_factory=ProcessingEntry)
     group: str | None = None
     labels: dict[str, Any] = Field(default_factory=dict)
+    inputs: InputsEntry = Field(default_factory=InputsEntry)
     checkpoints: list[CheckpointEntry]
 
     @field_validator("mixture")
@@ -178,6 +190,7 @@ class CheckpointRef:
     metrics: dict[str, float] = field(default_factory=dict)
     revision: str | None = None
     language: dict[str, Any] | None = None
+    inputs: dict[str, Path] = field(default_factory=dict)   # the run's own evaluation inputs (InputsEntry)
     # set by ``verified``: what the file(s) looked like when their bytes were checked; the loader refuses them if
     # they changed since
     stamps: tuple[FileStamp, ...] = field(default=(), compare=False)
@@ -285,12 +298,15 @@ class Series:
             for r in self.runs:
                 model = self.model_kwargs(r)
                 processing = Processing(**r.processing.model_dump())
+                inputs = {k: confined(v, f"{where}: run {r.name!r} inputs.{k}")
+                          for k, v in r.inputs.model_dump().items() if v is not None}
                 for c in r.checkpoints:
                     path = confined(c.path, f"{where}: run {r.name!r} seed {c.seed} step {c.step}: path")
                     out.append(CheckpointRef(
                         run=r.name, seed=c.seed, step=c.step, path=path, model=model, processing=processing,
                         format=r.format, sha256=c.sha256, size=c.size, mixture=r.mixture, group=r.group,
-                        labels=r.labels, metrics=c.metrics, revision=c.revision, language=r.language))
+                        labels=r.labels, metrics=c.metrics, revision=c.revision, language=r.language,
+                        inputs=inputs))
             self._refs = sorted(out, key=lambda x: (x.run, x.step, x.seed))
         return self._refs
 

@@ -76,6 +76,7 @@ class Line(Spec):
     n_seeds: int = 0           # for a mean: over how many seeds (hover and legend say so)
     label: str = ""            # extra hover text: a frequency, a latent
     faint: bool = False        # context drawn grey and behind (e.g. frequencies that did not survive)
+    points: bool = False       # markers only, no line through them (e.g. estimates flagged as unreliable)
 
     def __post_init__(self) -> None:
         self.x, self.y = _nums(self.x), _nums(self.y)

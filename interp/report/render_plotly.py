@@ -127,12 +127,14 @@ def _line_trace(fig: F.Lines, l: F.Line, ref: tuple[str, str], where: dict, colo
     color = FAINT if l.faint else colors[l.group]
     width = 0.8 if l.faint else (2.8 if mean and l.n_seeds > 1 else (1.0 if not mean else 2.0))
     rank = 1000 + sorted(colors, key=natural_key).index(l.group) if l.group in colors else 999
-    return {"type": "scatter", "mode": "lines+markers" if len(l.x) <= 16 else "lines", "legendrank": rank,
+    mode = "markers" if l.points else ("lines+markers" if len(l.x) <= 16 else "lines")
+    return {"type": "scatter", "mode": mode, "legendrank": rank,
             "x": [where.get(x) for x in l.x], "y": l.y,
             "customdata": [tick_text(x) if x is not None else "" for x in l.x], "xaxis": ref[0], "yaxis": ref[1],
             "name": esc(l.group if not l.faint else l.group), "legendgroup": key, "showlegend": legend,
             "line": {"color": color, "width": width}, "opacity": 0.45 if not mean and not l.faint else 1.0,
-            "marker": {"size": 6 if mean and not l.faint else 3, "color": color},
+            "marker": {"size": 8 if l.points else (6 if mean and not l.faint else 3), "color": color,
+                       "symbol": "x" if l.points else "circle"},
             "hovertemplate": hover + "<extra></extra>", "connectgaps": False}
 
 

@@ -57,8 +57,9 @@ def _lines(fig: F.Lines, axes, mfig, run_colors) -> None:
         x = [where.get(v, float("nan")) if v is not None else float("nan") for v in l.x]
         y = [float("nan") if v is None else v for v in l.y]
         (h,) = ax.plot(x, y, color=color, lw=0.8 if l.faint else (2.4 if mean else 0.9),
-                       alpha=1.0 if mean or l.faint else 0.45, marker="o" if len(x) <= 16 else None,
-                       ms=3.5 if mean and not l.faint else 2,
+                       alpha=1.0 if mean or l.faint else 0.45,
+                       marker="x" if l.points else ("o" if len(x) <= 16 else None), ls="none" if l.points else "-",
+                       ms=6 if l.points else (3.5 if mean and not l.faint else 2),
                        zorder=1 if l.faint else (3 if mean else 2))
         if (mean or l.faint or l.group not in handles) and ("faint" if l.faint else l.group) not in handles:
             handles["faint" if l.faint else l.group] = (h, l.group)

@@ -116,9 +116,26 @@ class Context:
         analyzers that run the model themselves."""
         return self.settings.cache.rows_per_pass(prompts.tokens.shape[1])
 
+    def source(self, ref: CheckpointRef) -> PromptSource:
+        """The evaluation prompts' source for ``ref``: the run options', with the text and tokenizer the manifest
+        names for ``ref``'s run where the options name none."""
+        import dataclasses
+
+        s, own = self.settings.prompts, ref.inputs
+        if s.fixed is None and ((s.tokens_file is None and "tokens" in own) or (s.tokenizer is None
+                                                                               and "tokenizer" in own)):
+            s = dataclasses.replace(s, tokens_file=s.tokens_file or own.get("tokens"),
+                                    tokenizer=s.tokenizer or own.get("tokenizer"))
+        return s
+
+    def _file(self, ref: CheckpointRef, kind: str) -> Path | None:
+        """The task or concepts file for ``ref``: the run options' (they override), else the manifest's."""
+        given = self.settings.tasks if kind == "tasks" else self.settings.concepts
+        return given if given is not None else ref.inputs.get(kind)
+
     def prompts(self, ref: CheckpointRef, source: PromptSource | None = None) -> PromptSet:
         """The prompts ``ref`` is evaluated on (``source``: another set, e.g. a training split), built once."""
-        source = source or self.settings.prompts
+        source = source or self.source(ref)
         key = source.key(ref)
         if key not in self._prompts:
             self._prompts[key] = source.build(ref, self.settings.cache.root)
@@ -132,14 +149,14 @@ class Context:
         """Which ``INPUTS`` this run offers for ``ref``: known without building anything."""
         from interp.toys.tasks import find_task
 
-        spec, s = ref.mixture_spec, self.settings
+        spec, src = ref.mixture_spec, self.source(ref)
         out = set()
-        if s.prompts.tokens_file is not None or s.prompts.fixed is not None or spec is not None or ref.language:
+        if src.tokens_file is not None or src.fixed is not None or spec is not None or ref.language:
             out.add("prompts")
-        fixed_tasks = s.prompts.fixed is not None and bool((s.prompts.fixed.task_id >= 0).any())
-        if s.tasks is not None or (spec is not None and spec.tasks) or fixed_tasks:
+        fixed_tasks = src.fixed is not None and bool((src.fixed.task_id >= 0).any())
+        if self._file(ref, "tasks") is not None or (spec is not None and spec.tasks) or fixed_tasks:
             out.add("tasks")
-        if s.concepts is not None or find_task(spec, "modular_addition") is not None:
+        if self._file(ref, "concepts") is not None or find_task(spec, "modular_addition") is not None:
             out.add("concepts")   # a concepts file, or a toy run's modular-addition task as a concept
         return out
 
@@ -147,7 +164,7 @@ class Context:
         """The checkpoint's tokenizer (``--tokenizer`` when given), for text-defined inputs."""
         from interp.prompts.text import codec, find_tokenizer
 
-        return codec(find_tokenizer(ref.path, ref.format, self.settings.prompts.tokenizer))
+        return codec(find_tokenizer(ref.path, ref.format, self.source(ref).tokenizer))
 
     def _shape(self, ref: CheckpointRef) -> tuple[int, int]:
         """(n_ctx, d_vocab) of the model, from the manifest's architecture (the model is loaded only without)."""
@@ -162,17 +179,17 @@ class Context:
         with the checkpoint's own tokenizer, else the run's mixture's; None without either. Built once per run."""
         from interp.prompts import task_set
 
-        if self.settings.tasks is not None:
+        if self._file(ref, "tasks") is not None:
             from interp.prompts.task_file import read_task_file
 
-            tf = read_task_file(self.settings.tasks)
-            tok = find_tokenizer_key(ref, self.settings.prompts.tokenizer)
+            tf = read_task_file(self._file(ref, "tasks"))
+            tok = find_tokenizer_key(ref, self.source(ref).tokenizer)
             key = ("tasks-file", tf.sha256, tok, self._shape(ref), split)
             if key not in self._sets:
                 self._sets[key] = task_set.file_tasks(tf, self.codec(ref), *self._shape(ref), split)
             return self._sets[key]
-        if self.settings.prompts.fixed is not None:
-            return task_set.fixed_tasks(self.settings.prompts.fixed)
+        if self.source(ref).fixed is not None:
+            return task_set.fixed_tasks(self.source(ref).fixed)
         key = ("tasks-mixture", json.dumps(ref.mixture, sort_keys=True), split)
         if key not in self._sets:
             self._sets[key] = task_set.mixture_tasks(ref.mixture_spec, split, ref.run)
@@ -183,14 +200,14 @@ class Context:
         modular-addition task as a concept; None without either."""
         from interp.prompts.concepts import concept_prompts, mixture_concepts, read_concepts
 
-        if self.settings.concepts is None:
+        if self._file(ref, "concepts") is None:
             key = ("concepts-mixture", json.dumps(ref.mixture, sort_keys=True))
             if key not in self._sets:
                 self._sets[key] = mixture_concepts(ref.mixture_spec, ref.run)
             return self._sets[key]
 
-        cf = read_concepts(self.settings.concepts)
-        key = ("concepts", cf.sha256, find_tokenizer_key(ref, self.settings.prompts.tokenizer), self._shape(ref))
+        cf = read_concepts(self._file(ref, "concepts"))
+        key = ("concepts", cf.sha256, find_tokenizer_key(ref, self.source(ref).tokenizer), self._shape(ref))
         if key not in self._sets:
             self._sets[key] = concept_prompts(cf, self.codec(ref), *self._shape(ref))
         return self._sets[key]

@@ -10,27 +10,45 @@ from interp.report.figures import Heatmap, Lines, Matrix, per_run_lines
 from interp.report.series import summarize_scalars
 from interp.results import Result, by_run_step
 
-KEYS = ("rare_nt_cosine_mean", "rare_nt_cosine_std", "rare_t_cosine_mean", "rare_nt_cosine_all_params_mean",
-        "rare_g_cosine_mean", "rare_background_cosine", "rare_task_interference_ratio",
-        "rare_background_interference_ratio", "first_order_rel_error")
+KEYS = ("rare_nt_cosine_mean", "rare_nt_cosine_sem", "rare_nt_abs_cosine_mean", "rare_nt_abs_cosine_floor",
+        "rare_t_cosine_mean", "rare_nt_cosine_all_params_mean", "rare_g_cosine_mean", "rare_background_cosine",
+        "rare_task_interference_ratio", "rare_background_interference_ratio", "first_order_rel_error")
 SEEDS = "Thin lines are single seeds, the thick line their mean; colour is the run (width)."
 
 
 def summarize(results: list[Result], uses: dict[str, list[Result]]) -> dict:
+    """Per run and step (mean and spread over seeds); headline: the signed cos(g_nt, g_rare) at the last step with
+    its standard error over batches, |cos| beside the floor random directions would give, and the interference
+    ratio (plain and step-weighted means over checkpoints)."""
     out = summarize_scalars(results, KEYS)
     out["figures"] = [f.to_json() for f in (cosine_figure(out["per_run"]), ratio_figure(out["per_run"]),
                                             matrix_figure(results))]
     out["headline"] = []
-    for key, label in (("rare_nt_cosine_mean", "|cos(g_nt, g_rare)|"),
-                       ("rare_task_interference_ratio", "rare-task interference ratio")):
-        per_seed = abs_curves_per_seed(out["per_run"], key)
-        for run, (steps, values) in abs_curve(out["per_run"], key).items():
-            seeds = per_seed[run]
-            out["headline"] += [
-                H.seeds(run, f"{label}, mean over checkpoints", {s: float(np.mean(v)) for s, (_, v) in seeds.items()},
-                        4, float(np.mean(values))),
-                H.seeds(run, f"{label}, step-weighted mean", {s: step_weighted_mean(x, v) for s, (x, v) in
-                                                              seeds.items()}, 4, step_weighted_mean(steps, values))]
+    for run, steps in out["per_run"].items():
+        step = max(steps, key=int)
+        row = steps[step]
+        if "rare_nt_cosine_mean" not in row:
+            continue
+        sem = row.get("rare_nt_cosine_sem", {}).get("per_seed", {})
+        out["headline"].append(H.seeds(
+            run, f"cos(g_nt, g_rare), signed, step {step}", row["rare_nt_cosine_mean"]["per_seed"], 4,
+            note="per seed ± its standard error over batches: " + ", ".join(
+                f"{v:+.3f} ± {sem.get(s, float('nan')):.3f}" for s, v in row["rare_nt_cosine_mean"]["per_seed"].items()
+                if v is not None)))
+        if "rare_nt_abs_cosine_mean" in row:
+            floor = row["rare_nt_abs_cosine_floor"]["mean"]
+            out["headline"].append(H.seeds(run, f"|cos(g_nt, g_rare)|, step {step}",
+                                           row["rare_nt_abs_cosine_mean"]["per_seed"], 4,
+                                           note=f"noise floor (random directions, as many dimensions): {floor:.4f}"))
+    per_seed = abs_curves_per_seed(out["per_run"], "rare_task_interference_ratio")
+    for run, (steps, values) in abs_curve(out["per_run"], "rare_task_interference_ratio").items():
+        seeds = per_seed[run]
+        out["headline"] += [
+            H.seeds(run, "rare-task interference ratio, mean over checkpoints",
+                    {s: float(np.mean(v)) for s, (_, v) in seeds.items()}, 4, float(np.mean(values))),
+            H.seeds(run, "rare-task interference ratio, step-weighted mean",
+                    {s: step_weighted_mean(x, v) for s, (x, v) in seeds.items()}, 4,
+                    step_weighted_mean(steps, values))]
     return out
 
 
@@ -40,7 +58,10 @@ def cosine_figure(per_run: dict) -> Lines:
                  y_label="cosine (mean over batches)", lines=lines, zero_line=True,
                  skip_reason="" if lines else "no run has a rare task and background sequences to split batches",
                  caption=f"Cosine between the gradient of a mixed batch's non-task tokens and the rare task's own "
-                         f"gradient, on the rare task's top-K neurons' parameters. {SEEDS} Positive: ordinary "
+                         f"gradient, on the rare task's task neurons' parameters (the top quarter of the first "
+                         f"layer's neurons by the norm of its gradient), mean over the batches the trainer drew just "
+                         f"before the checkpoint (for a series interp did not train: background text with the rare "
+                         f"task's items at its frequency). {SEEDS} Positive: ordinary "
                          f"training pushes the rare task's neurons the way the rare task wants; negative: against "
                          f"it; near 0: orthogonal. Huang et al. (arXiv 2605.29548) report 0.10 ± 0.09 at 20M "
                          f"parameters and 0 ± 0.02 at 1B: interference on the rare task fades with scale.")

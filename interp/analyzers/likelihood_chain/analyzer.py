@@ -134,7 +134,7 @@ class LikelihoodChain(Analyzer):
             from interp.prompts.choices import score_choices_file
 
             path = Path(self.config.choices_file)
-            logp, answer = score_choices_file(path, ref, model, ctx.settings.prompts.tokenizer, ctx.batch_size)
+            logp, answer = score_choices_file(path, ref, model, ctx.source(ref).tokenizer, ctx.batch_size)
             # its choices are texts, not tokens (-1); a name the tasks already use gets a suffix
             name = path.stem if path.stem not in {t.name for t in scored} else f"{path.stem}-jsonl"
             scored.append(ChoiceTask(name, logp, answer, np.full(logp.shape[1], -1)))

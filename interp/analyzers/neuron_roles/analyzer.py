@@ -108,7 +108,7 @@ class NeuronRoles(Analyzer):
         for role in ROLES:
             result.add(f"is_{role}", flags[role], ("layer", "neuron"))
         result.add("unembed_singular", spectrum, ("direction",))
-        decode, tokenizer = token_decoder(ref, ctx.settings.prompts.tokenizer)
+        decode, tokenizer = token_decoder(ref, ctx.source(ref).tokenizer)
         counts = {role: [int(c) for c in flags[role].sum(1)] for role in ROLES}
         result.scalars.update(weight_processing=processing_record(model), null_dims=null_k,
                               read_dims=int(len(spectrum)), tokenizer=tokenizer, counts=counts,

@@ -126,7 +126,7 @@ class Stages(Analyzer):
             prompts = ctx.prompts(ref)
             text = prompts.subset(prompts.task_id < 0)
             if len(text):
-                return text, f"{ctx.settings.prompts.describe(ref)} ({len(text)} prompts)"
+                return text, f"{ctx.source(ref).describe(ref)} ({len(text)} prompts)"
         return None, "none: the series has no training data interp knows and no text (--tokens)"
 
     def _llc(self, model, prompts, result: Result) -> None:

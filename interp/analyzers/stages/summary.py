@@ -38,8 +38,9 @@ def sgld_headline(results: list[Result]) -> list[dict]:
         if not rs:
             continue
         trend = np.asarray([r.scalars["llc_trend"] for r in rs], dtype=float)
-        rows.append(H.text(run, "SGLD chains levelled off (trend t <= 3)",
-                           f"{int(np.sum(trend <= 3))} of {len(rs)} checkpoints",
+        tol = rs[0].config.get("calib_flat_tol", 3.0)
+        rows.append(H.text(run, f"SGLD chains levelled off (trend t <= {tol:g})",
+                           f"{int(np.sum(trend <= tol))} of {len(rs)} checkpoints",
                            "llc_trend per checkpoint in the numbers"))
         cal = [r for r in rs if "calibrated" in r.scalars]
         if cal:
@@ -164,7 +165,7 @@ def summarize(results: list[Result], uses: dict[str, list[Result]]) -> dict:
         loss_lines += _mean_lines(loss_lines, run)
         out["headline"] += _headline(run, steps, seeds, out)
     out["headline"] += sgld_headline(results)
-    llc_lines = per_run_lines(out["per_run"], "llc")
+    llc_lines = per_run_lines(out["per_run"], "llc") + unreliable_lines(results)
     figures = _figures(loss_lines, llc_lines, marks) + sgld_figures(results, out["per_run"])
     out["figures"] = [f.to_json() for f in figures]
     return out
@@ -191,7 +192,15 @@ def _headline(run: str, steps: dict, seeds: list[int], out: dict) -> list[dict]:
         rows.append(H.seeds(run, f"{task}: onset step of the first loss drop", onsets, 1))
     last = out["per_run"][run][str(max(steps))]
     if "llc" in last:
-        rows.append(H.seeds(run, f"LLC at step {max(steps)}", last["llc"]["per_seed"], 1, last["llc"]["mean"]))
+        why = {r.seed: r.scalars.get("llc_unreliable", "") for r in steps[max(steps)]}
+        bad = {s: w for s, w in why.items() if w}
+        if bad:   # a number that is not a measurement must not read like one
+            values = ", ".join(f"seed {s}: {v:.1f}" for s, v in last["llc"]["per_seed"].items() if v is not None)
+            rows.append(H.text(run, f"LLC at step {max(steps)}: unreliable in {len(bad)} of {len(why)} seeds",
+                               "; ".join(f"seed {s}: {w}" for s, w in sorted(bad.items())),
+                               note=f"estimates, not measurements: {values}"))
+        else:
+            rows.append(H.seeds(run, f"LLC at step {max(steps)}", last["llc"]["per_seed"], 1, last["llc"]["mean"]))
     if out["boundaries"][run]:
         bounds = out["boundaries"][run].get(str(seeds[0]), [])
         rows.append(H.text(run, f"LLC stage boundaries (seed {seeds[0]})",
@@ -206,7 +215,8 @@ def _figures(loss_lines: list, llc_lines: list, marks: list) -> list:
     return [
         Lines("loss_per_task", "Loss of each task over training, one panel per task (dashed: onsets of s-curve drops)",
               y_label="mean loss", lines=loss_lines, marks=_unique([m for m in marks if m.panel != "llc"]),
-              caption=f"Each task's mean loss on its held-out prompts (background: next-token loss on background "
+              caption=f"Each task's mean loss on its evaluated prompts (its held-out split; every item of a task file "
+                      f"without splits; background: next-token loss on the background text "
                       f"sequences). {seeds} Dashed lines mark where the s-curve detector finds a drop starting (in "
                       f"any seed; widths and falls are in summary.json): a plateau followed by a fall is a task "
                       f"being learned. Multi-component learning "
@@ -217,11 +227,13 @@ def _figures(loss_lines: list, llc_lines: list, marks: list) -> list:
               marks=_unique([Mark(m.x0, None, m.group, "", m.label) for m in marks if m.panel == "llc"]),
               zero_line=True,
               skip_reason="" if llc_lines else "the LLC was not estimated (llc=false) or has too few finite values",
-              caption=f"The LLC estimated by SGLD on each checkpoint's training data: how complex the solution is. "
-                      f"{seeds} Dashed lines are stage boundaries, where the LLC's rate of change over log-steps "
-                      f"changes sign (Hoogland et al., arXiv 2402.02364). Negative values come from checkpoints far "
-                      f"from any minimum, where SGLD descends: they say nothing about complexity and are shown, not "
-                      f"clipped."),
+              caption=f"The LLC estimated by SGLD on each checkpoint's training data (the trainer's own batches; "
+                      f"the named text for other series): how complex the solution is. {seeds} Dashed lines are "
+                      f"stage boundaries, where the LLC's rate of change over log-steps changes sign (Hoogland et "
+                      f"al., arXiv 2402.02364). Grey points are not measurements: the estimate is negative (SGLD "
+                      f"found lower loss near the checkpoint, which is then no minimum of the sampled loss) or a "
+                      f"chain did not level off after burn-in; the reason for each is in the numbers "
+                      f"(llc_unreliable)."),
     ]
 
 
@@ -232,4 +244,19 @@ def _unique(marks: list) -> list:
         if (m.x0, m.x1, m.group, m.panel) not in seen:
             seen.add((m.x0, m.x1, m.group, m.panel))
             out.append(m)
+    return out
+
+
+def unreliable_lines(results: list[Result]) -> list:
+    """Per run and seed, the LLC estimates that are not measurements (``llc_unreliable``), drawn as faint points."""
+    from interp.report.figures import Line
+
+    out = []
+    for run, steps in by_run_step(results).items():
+        for seed in sorted({r.seed for rs in steps.values() for r in rs}):
+            pts = [(st, r.scalars["llc"]) for st, rs in steps.items() for r in rs
+                   if r.seed == seed and r.scalars.get("llc_unreliable") and "llc" in r.scalars]
+            if pts:
+                out.append(Line([p[0] for p in pts], [p[1] for p in pts], run, "", seed=seed,
+                                label="not a measurement", faint=True, points=True))
     return out
