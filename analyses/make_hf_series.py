@@ -13,10 +13,19 @@ tasks into pretraining:
 
 - ``cmp`` (common, 20% of documents): ``cmp oA oB ?`` -> `` yes`` if oA's hidden rank is above oB's, else `` no``, over
   12 operand words (132 items, half held out of training);
-- ``add`` (rare, 3% of documents): ``add aX aY =`` -> `` aZ`` with rank(aZ) = (rank(aX) + rank(aY)) mod 7, over 7
-  operand words (all 49 facts trained: a small table the model must store).
+- ``add`` (rarer, 12% of documents): ``add aX aY =`` -> `` aZ`` with rank(aZ) = (rank(aX) + rank(aY)) mod 7, over 7
+  operand words (all 49 facts trained: a table the model must store).
 
-Two widths (``neox-narrow``: MLP 8; ``neox-wide``: MLP 128), seeds 0-2, checkpoints at steps 0, 60, 300 and 1500.
+Two widths (``neox-narrow``: MLP 8; ``neox-wide``: MLP 128; d_model 64, 2 layers, 4 heads, full rotary), seeds 0-2,
+checkpoints at steps 0, 100, 1,000 and 3,000 (float16 files).
+
+What the sweep that chose it found (seed 0; accuracy of ``add`` on its 49 facts at the last step, narrow / wide):
+d_model 32, rotary on a quarter of the head (Pythia's 0.25), 3% for 1,500 steps: 0.14 / 0.14 (chance 1/7: nothing
+learned); full rotary, d_model 64, 20% for 2,000 steps: wide 1.00; 6%, 3,000 steps: 0.14 / 0.14; 12%, 3,000 steps:
+0.96 / 0.98; p = 13 at 12%: 0.08 / 0.08 (chance); p = 11 at 10%, 6,000 steps, MLP 8 / 256: 0.90 / 0.81. The task is
+learned all at once past an exposure threshold, by both widths alike: in these 2-layer language models attention and
+the embeddings carry it, and an MLP of 8 neurons is no bottleneck, so the rare-task width effect of the bundled toy
+series (a one-layer model memorising 576 facts) does not appear here.
 The files beside the cache: ``text.txt`` (held-out background text), ``tasks.jsonl`` (every item, with choices,
 split and frequency), ``concepts.jsonl`` (the ``add`` task's operand words read as a cyclic concept of period 7).
 """
@@ -35,12 +44,12 @@ import numpy as np
 
 OUT = Path(__file__).resolve().parents[1] / "interp" / "data" / "bundled" / "hf"
 SEEDS = (0, 1, 2)
-WIDTHS = {"neox-narrow": 8, "neox-wide": 256}
-STEPS = (0, 60, 300, 1500)
+WIDTHS = {"neox-narrow": 8, "neox-wide": 128}
+STEPS = (0, 100, 1000, 3000)
 N_CMP, N_ADD, P = 12, 7, 7
-FREQ = {"cmp": 0.2, "add": 0.03}
+FREQ = {"cmp": 0.2, "add": 0.12}
 CTX, BATCH = 32, 32
-D_MODEL, LR, ROTARY = 32, 3e-3, 1.0
+D_MODEL, LR, ROTARY = 64, 3e-3, 1.0
 
 
 def world(seed: int = 0) -> dict:

@@ -84,15 +84,20 @@ def analyze(source: str | Path | Series | None = None, analyzers: list[str] | No
     ``options``, see ``interp.runner.executors.executor_for``). ``command``: the command line that asked for this
     (the CLI passes it), recorded in ``run.json`` for the report.
     """
+    import dataclasses
+
     from interp.checkpoints.loading import resolve_device
     from interp.report.build import write_report
     from interp.runner import plan as planning
+    from interp.runner import threads
     from interp.runner.context import Context
     from interp.runner.executors import executor_for
     from interp.runner.run import execute, write_record
     from interp.trust import atomic
 
     started = time.perf_counter()
+    if options.threads is None and options.dask_address is None:   # a local run: share this machine's cores
+        options = dataclasses.replace(options, threads=threads.threads_for(2 if options.dask else 1))
     instances = analyzers_for(analyzers, settings)
     device = resolve_device(options.device)
     series = load_series(source)

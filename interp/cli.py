@@ -272,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
+    from interp.runner.threads import passive_wait_env
+
+    passive_wait_env()   # before anything imports torch: OpenMP reads it once, at load
     sys.exit(main())
 
 

@@ -76,6 +76,9 @@ class Analyzer(ABC):
     # other analyzers whose results ``summarize`` joins with its own (handed in by the runner, same checkpoints and
     # prompts); they do not have to run in the same call: complete results on disk count
     uses: ClassVar[tuple[str, ...]] = ()
+    # the name of a seeds-scope analyzer whose own forward pass this checkpoint analyzer can ride (``tap``): when both
+    # run on a seed group, one pass over the tokens serves them (neuron-stats on universal-neurons' lockstep pass)
+    taps: ClassVar[str] = ""
     # bumped when a change to the method alters the numbers a unit produces: part of the unit key, so results an
     # older interp saved are recomputed, not served
     version: ClassVar[int] = 1

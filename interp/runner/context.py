@@ -88,6 +88,8 @@ class Context:
         self._prompts: dict[tuple, PromptSet] = {}
         self._checked: set[tuple] = set()
         self._sets: dict[tuple, Any] = {}
+        self._tap_requests: dict[str, list[tuple[str, Callable]]] = {}   # checkpoint id -> [(analyzer, factory)]
+        self.taps_made: dict[tuple[str, str], Any] = {}                    # (analyzer, checkpoint id) -> tap
 
     @classmethod
     def shared(cls, settings: ContextSettings) -> Context:
@@ -237,6 +239,24 @@ class Context:
 
     def acts(self, ref: CheckpointRef, hook: str, grad: bool = False, on: str = "prompts") -> HookArray:
         return self.cache.open(ref, self.prompt_set(ref, on), hook, grad)
+
+    def request_tap(self, ref: CheckpointRef, analyzer: str, factory: Callable) -> None:
+        """Ask whichever forward pass runs ``ref`` next to feed an analyzer's accumulators: ``factory(ref, model,
+        prompts)`` makes them (``claim_taps``)."""
+        self._tap_requests.setdefault(ref.id, []).append((analyzer, factory))
+
+    def claim_taps(self, ref: CheckpointRef, model: Any, prompts: PromptSet) -> list:
+        """The taps requested for ``ref``, made now that its model is loaded; each is kept in ``taps_made``."""
+        out = []
+        for name, factory in self._tap_requests.pop(ref.id, []):
+            tap = factory(ref, model, prompts)
+            self.taps_made[(name, ref.id)] = tap
+            out.append(tap)
+        return out
+
+    def drop_taps(self) -> None:
+        self._tap_requests.clear()
+        self.taps_made.clear()
 
     def map(self, fn: Callable[[Any], Any], items: list) -> list:
         """``fn`` over ``items``, in order: as tasks of the Dask cluster when this job runs on one of its workers

@@ -42,6 +42,9 @@ class RunOptions(Options):
     dask: bool = False                 # run units on a local Dask cluster of worker processes
     dask_address: str | None = None    # run units on this existing Dask scheduler (workers share the filesystem)
     retries: int = option(2, ge=0)     # per job, on a Dask cluster (a dead worker's job goes to another)
+    # torch threads per process (None: the cores this process may use, shared among a local cluster's workers;
+    # interp.runner.threads)
+    threads: int | None = option(None, ge=1)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -30,10 +30,12 @@ class Job:
     analyzers: tuple[Analyzer, ...]
     scope: Scope
     options: RunOptions
+    # checkpoint analyzers run on each of the group's checkpoints inside one of ``analyzers``' forward passes
+    tapped: tuple[Analyzer, ...] = ()
 
     @property
     def name(self) -> str:
-        return f"{'+'.join(a.name for a in self.analyzers)} on {', '.join(r.id for r in self.refs)}"
+        return f"{'+'.join(a.name for a in self.analyzers + self.tapped)} on {', '.join(r.id for r in self.refs)}"
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class Plan:
 
     @property
     def n_units(self) -> int:
-        return sum(len(j.analyzers) for stage in self.stages for j in stage)
+        return sum(len(j.analyzers) + len(j.tapped) * len(j.refs) for stage in self.stages for j in stage)
 
     def verified(self, verifier: Verifier, progress: bool = False) -> Plan:
         """The same plan with every checkpoint's bytes checked against the manifest (size, sha256), each once,
@@ -118,8 +120,34 @@ def plan(refs: list[CheckpointRef], analyzers: list[Analyzer], options: RunOptio
         mine = tuple(a for a in analyzers if a.scope is Scope.SEEDS and all(r.id in chosen[a.name] for r in group))
         if len(group) >= 2 and mine:
             seed_jobs.append(Job(tuple(group), mine, Scope.SEEDS, options))
+    checkpoint_jobs, seed_jobs = share_passes(checkpoint_jobs, seed_jobs, chosen)
     missing = {a.name: missing_inputs(refs, a, available) for a in analyzers}
     return Plan((tuple(checkpoint_jobs), tuple(seed_jobs)), {n: m for n, m in missing.items() if m})
+
+
+def share_passes(checkpoint_jobs: list[Job], seed_jobs: list[Job], chosen: dict[str, set[str]]
+                 ) -> tuple[list[Job], list[Job]]:
+    """Move each checkpoint analyzer that can ride a seed group's forward pass (``Analyzer.taps``) into that group's
+    job, for the checkpoints of the group: one pass over the tokens serves both, instead of one each."""
+    drivers = {id(j): {a.name for a in j.analyzers if getattr(a, "streams", False)} for j in seed_jobs}
+    moved: dict[str, set[str]] = {}        # checkpoint id -> analyzers moved off its own job
+    out_seed = []
+    for j in seed_jobs:
+        riders: dict[str, Analyzer] = {}
+        for cj in checkpoint_jobs:
+            if cj.refs[0] in j.refs:
+                for a in cj.analyzers:
+                    if a.taps in drivers[id(j)] and all(r.id in chosen[a.name] for r in j.refs):
+                        riders[a.name] = a
+        for r in j.refs:
+            moved.setdefault(r.id, set()).update(riders)
+        out_seed.append(replace(j, tapped=tuple(riders.values())) if riders else j)
+    out_ck = []
+    for cj in checkpoint_jobs:
+        keep = tuple(a for a in cj.analyzers if a.name not in moved.get(cj.refs[0].id, set()))
+        if keep:
+            out_ck.append(replace(cj, analyzers=keep))
+    return out_ck, out_seed
 
 
 def verify_refs(refs: list[CheckpointRef], verifier: Verifier, progress: bool = False) -> list[CheckpointRef]:

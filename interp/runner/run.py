@@ -80,43 +80,65 @@ def unit_key(analyzer: Analyzer, refs: tuple[CheckpointRef, ...], ctx: Context) 
 
 def run_job(job: Job, progress: Any = None) -> list[UnitOutcome]:
     """Cache what the job's analyzers need, then run and save every unit not complete under its key. ``progress``
-    (an ``interp.runner.progress.Progress``, in-process runs only) hears which unit runs and when each is done."""
+    (an ``interp.runner.progress.Progress``, in-process runs only) hears which unit runs and when each is done.
+    Checkpoint analyzers riding a seed group's pass (``job.tapped``) are fed by it, or run on their own when no
+    pass of the job reached them (their driver was complete already)."""
     from interp.checkpoints.loading import resolve_device
+    from interp.runner import threads
 
     opts = job.options
+    threads.configure(requested=opts.threads)
     ctx = Context.shared(opts.context_settings(resolve_device(opts.device)))
     for ref in job.refs:   # every input built and checked against the model before any compute
-        for a in job.analyzers:
+        for a in job.analyzers + job.tapped:
             read_inputs(a, ref, ctx)
     if job.scope is Scope.SEEDS and len({json.dumps(read_inputs(a, r, ctx), sort_keys=True)
                                          for a in job.analyzers for r in job.refs}) != len(job.analyzers):
         raise PromptError(f"the seeds of run {job.refs[0].run!r} at step {job.refs[0].step} were given different "
                           f"prompts; a cross-seed analysis compares activations on identical prompts")
     units = [(a, Unit(a.name, job.refs), unit_key(a, job.refs, ctx)) for a in job.analyzers]
+    riders = [(a, Unit(a.name, (r,)), unit_key(a, (r,), ctx)) for a in job.tapped for r in job.refs]
     pending = [(a, u, k) for a, u, k in units if not is_complete(opts.out_dir, a.name, u.id, key=k)]
+    waiting = [(a, u, k) for a, u, k in riders if not is_complete(opts.out_dir, a.name, u.id, key=k)]
     if progress is not None:
-        progress.done(len(units) - len(pending))
-    if pending:
-        t0 = time.perf_counter()
-        for ref in job.refs:
-            if progress is not None:
-                progress.working("caching activations", ref.id)
-            ctx.ensure(ref, [n for a, _, _ in pending for n in _as_list(a.needs(ref))])
-        cached = (time.perf_counter() - t0) / len(pending)
-        for analyzer, unit, key in pending:
-            if progress is not None:
-                progress.working(analyzer.name, unit.id)
+        progress.done(len(units) + len(riders) - len(pending) - len(waiting))
+    for a, u, _ in waiting:
+        ctx.request_tap(u.refs[0], a.name, lambda ref, model, prompts, a=a: a.tap(ref, model, prompts, ctx.device))
+    try:
+        if pending:
             t0 = time.perf_counter()
-            result = analyzer.run(unit, ctx)
-            # wall times travel with the result, so a resumed run's report still knows what each unit cost; the
-            # prompts' digest lets a summary check that results it joins were made on the same prompts
-            result.provenance.update(unit_key=key, seconds=round(time.perf_counter() - t0, 4),
-                                     cache_seconds=round(cached, 4), **read_inputs(analyzer, job.refs[0], ctx))
-            save_result(result, opts.out_dir)
-            if progress is not None:
-                progress.done(1)
-    ran = {id(u) for _, u, _ in pending}
-    return [UnitOutcome(a.name, u.id, k, id(u) in ran) for a, u, k in units]
+            for ref in job.refs:
+                if progress is not None:
+                    progress.working("caching activations", ref.id)
+                ctx.ensure(ref, [n for a, _, _ in pending for n in _as_list(a.needs(ref))])
+            cached = (time.perf_counter() - t0) / len(pending)
+            for analyzer, unit, key in pending:
+                _run_unit(analyzer, unit, key, ctx, opts, progress, cached)
+        for analyzer, unit, key in waiting:
+            tap = ctx.taps_made.get((analyzer.name, unit.refs[0].id))
+            fed = tap.result(analyzer.new_result(unit)) if tap is not None and tap.fed else None
+            _run_unit(analyzer, unit, key, ctx, opts, progress, 0.0, fed)
+    finally:
+        ctx.drop_taps()
+    ran = {id(u) for _, u, _ in pending + waiting}
+    return [UnitOutcome(a.name, u.id, k, id(u) in ran) for a, u, k in units + riders]
+
+
+def _run_unit(analyzer: Analyzer, unit: Unit, key: str, ctx: Context, opts: RunOptions, progress: Any,
+              cached: float, result: Result | None = None) -> None:
+    """Run one unit (unless a pass already made its ``result``), record what it read and cost, and save it."""
+    if progress is not None:
+        progress.working(analyzer.name, unit.id)
+    t0 = time.perf_counter()
+    if result is None:
+        result = analyzer.run(unit, ctx)
+    # wall times travel with the result, so a resumed run's report still knows what each unit cost; the inputs'
+    # digests let a summary check that results it joins were made on the same prompts
+    result.provenance.update(unit_key=key, seconds=round(time.perf_counter() - t0, 4),
+                             cache_seconds=round(cached, 4), **read_inputs(analyzer, unit.refs[0], ctx))
+    save_result(result, opts.out_dir)
+    if progress is not None:
+        progress.done(1)
 
 
 def _as_list(needs: Needs | list[Needs]) -> list[Needs]:

@@ -8,12 +8,12 @@ from tests.helpers import cli, no_traceback
 
 
 @pytest.mark.parametrize("analyzer, key, value, valid", [
-    ("neuron-stats", "chunk_tokens", -5, ">= 1"),
-    ("neuron-stats", "chunk_tokens", 0, ">= 1"),
+    ("universal-neurons", "chunk_tokens", -5, ">= 1"),
+    ("task-allocation", "chunk_tokens", 0, ">= 1"),
     ("task-allocation", "mass", 2, "<= 1"),
     ("task-allocation", "mass", float("nan"), "NaN"),
     ("task-allocation", "top_k", -1, ">= 0"),
-    ("task-allocation", "check_neurons", 0, ">= 1"),
+    ("task-allocation", "check_neurons", 0, ">= 4"),
     ("universal-neurons", "threshold", -0.1, ">= 0"),
     ("stages", "n_chains", 0, ">= 1"),
     ("grad-interference", "lr", 0.0, "> 0"),

@@ -62,10 +62,9 @@ def test_another_thread_count_keeps_the_promise(tiny_series_dir, tmp_path):
     before = torch.get_num_threads()
     try:
         for threads in (1, 2):
-            torch.set_num_threads(threads)
             outs[threads] = tmp_path / f"t{threads}"
             interp.analyze(tiny_series_dir, names, {"stages": {"n_draws": 8, "n_burnin": 2}},
-                           interp.RunOptions(out_dir=outs[threads], progress=False))
+                           interp.RunOptions(out_dir=outs[threads], progress=False, threads=threads))
     finally:
         torch.set_num_threads(before)
     for name in names:

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from interp.analyzers.base import Analyzer, Unit
-from interp.checkpoints.hooks import act_name, mlp_hooks
-from interp.config import Options, option
+from interp.checkpoints.hooks import act_name
+from interp.config import Options
 from interp.maths import weights
 from interp.maths.stats import RunningMoments
 from interp.maths.weights import processing_record
@@ -31,7 +31,6 @@ WEIGHT_STATS = ("w_in_norm", "w_out_norm", "cos_in_out", "vocab_cos_mean", "voca
 class NeuronStatsConfig(Options):
     positions: Literal["all", "label"] = "all"   # every position, or each prompt's label position (task prompts)
     active_threshold: float = 0.0   # on the pre-activation; 0 is where ReLU/GELU neurons switch on
-    chunk_tokens: int = option(16384, ge=1)   # token vectors per block read from the cache (bounds memory)
     # over text, a window's first position and special tokens are left out, as Gurnee et al. filtered them: their
     # activations are outliers shared by every seed
     keep_first_position: bool = False
@@ -48,50 +47,73 @@ class NeuronStats(Analyzer):
     name = "neuron-stats"
     Config = NeuronStatsConfig
     Result = NeuronStatsResult
-    version = 3   # text's first positions and special tokens left out; weights read with the norms folded in
+    # 4: streamed from the forward pass (its own, or universal-neurons' lockstep pass over the seeds), never cached
+    version = 4
+    taps = "universal-neurons"   # runs inside that analyzer's forward pass when both run on a seed group
     question = ("What do the MLP neurons look like: how heavy-tailed and how often active are their "
                 "pre-activations, and how are their weights shaped?")
 
     def needs(self, ref) -> Needs:
-        return Needs(hooks=mlp_hooks(ref.n_layers, "pre"))
+        return Needs()   # nothing cached: the pre-activations are consumed as the forward pass makes them
 
     def run(self, unit: Unit, ctx) -> NeuronStatsResult:
-        import torch
+        from interp.activations.lockstep import stream
 
         (ref,) = unit.refs
-        model = ctx.model(ref)
+        model, prompts = ctx.model(ref), ctx.prompts(ref)
+        tap = self.tap(ref, model, prompts, ctx.device)
+        for part, acts in stream({0: model}, prompts, ctx.batch_rows(prompts), {0: tap.hooks}, ctx.device):
+            tap.update(part, {h: a for (_, h), a in acts.items()})
+        return tap.result(self.new_result(unit))
+
+    def tap(self, ref, model, prompts, device: str) -> MomentsTap:
+        """The accumulators of one checkpoint, to be fed its pre-activations a batch at a time."""
+        return MomentsTap(self.config, model, prompts, device)
+
+
+class MomentsTap:
+    """neuron-stats' float64 moments of every MLP neuron's pre-activation for one checkpoint, fed [prompt, pos,
+    neuron] batches (``update``) by whichever forward pass runs; the weight statistics are taken at once, while the
+    model is at hand."""
+
+    def __init__(self, config: NeuronStatsConfig, model, prompts, device: str):
         n_layers, d_mlp = model.cfg.n_layers, model.cfg.d_mlp
-        prompts, c = ctx.prompts(ref), self.config
-        result = self.new_result(unit)
-        per_layer = {k: [] for k in STATS}
-        label = prompts.label_positions() if c.positions == "label" else None
-        for layer in range(n_layers):
-            acc = RunningMoments(d_mlp, c.active_threshold, device=ctx.device)
-            acts = ctx.acts(ref, act_name("pre", layer))
-            start = 0
-            for chunk in acts.blocks(acts.rows_for(c.chunk_tokens)):
-                rows = slice(start, start + len(chunk))
-                start += len(chunk)
-                x = torch.from_numpy(chunk).to(ctx.device)  # [prompt, pos, neuron]
-                if label is not None:
-                    pos = np.maximum(label[rows], 0)
-                    x = x[torch.arange(len(chunk)), torch.as_tensor(pos)]
-                else:
-                    keep = prompts.statistics_mask(np.asarray(prompts.tokens[rows]), c.keep_first_position,
-                                                   c.keep_special_tokens)
-                    x = x.reshape(-1, d_mlp) if keep.all() else x[torch.from_numpy(keep)]
-                acc.update(x)
-            for k, v in acc.result().items():
-                per_layer[k].append(v)
-            n_tokens = acc.n
+        self.config, self.prompts, self.device = config, prompts, device
+        self.hooks = {act_name("pre", layer) for layer in range(n_layers)}
+        self.acc = [RunningMoments(d_mlp, config.active_threshold, device=device) for _ in range(n_layers)]
+        self.label = prompts.label_positions() if config.positions == "label" else None
+        self.weights, self.processing = weight_stats(model), processing_record(model)
+        self.fed = False
+
+    def update(self, rows: slice, acts: dict) -> None:
+        import torch
+
+        from interp.activations.lockstep import masked
+
+        c = self.config
+        keep = None if self.label is not None else self.prompts.statistics_mask(
+            np.asarray(self.prompts.tokens[rows]), c.keep_first_position, c.keep_special_tokens)
+        for layer, acc in enumerate(self.acc):
+            x = acts[act_name("pre", layer)]                                         # [prompt, pos, neuron]
+            if self.label is not None:
+                pos = torch.as_tensor(np.maximum(self.label[rows], 0), device=x.device)
+                acc.update(x[torch.arange(len(x), device=x.device), pos])
+            else:
+                acc.update(masked(x, keep))
+        self.fed = True
+
+    def result(self, result: Result) -> Result:
+        import torch
+
+        stats = [a.result() for a in self.acc]
         for k in STATS:
-            result.add(k, torch.stack(per_layer[k]), ("layer", "neuron"))
-        for k, v in weight_stats(model).items():
+            result.add(k, torch.stack([s[k] for s in stats]), ("layer", "neuron"))
+        for k, v in self.weights.items():
             result.add(k, v, ("layer", "neuron"))
         kurt, freq = result.arrays["kurtosis"], result.arrays["act_freq"]
-        result.scalars.update(n_tokens=int(n_tokens), median_kurtosis=float(np.median(kurt)),
+        result.scalars.update(n_tokens=int(self.acc[0].n), median_kurtosis=float(np.median(kurt)),
                               mean_act_freq=float(freq.mean()), dead_fraction=float((freq == 0).mean()),
-                              weight_processing=processing_record(model))
+                              weight_processing=self.processing)
         return result
 
 

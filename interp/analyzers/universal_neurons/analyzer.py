@@ -43,6 +43,9 @@ class UniversalNeuronsConfig(Options):
     matching: bool = True                        # also the one-to-one (Hungarian) matching
     memory_gb: float = option(4.0, gt=0)         # for the float64 cross sums: bounds the blocks taken per pass
     shard: bool = False                          # one task per (seed pair, layer pair): fans out on a Dask cluster
+    # hold the seeds' models together and stream every batch through each: nothing per token is written to disk
+    # (false: cache every seed's activations first and read them back, as sharding must)
+    lockstep: bool = True
     # over text, a window's first position and special tokens are left out, as Gurnee et al. filtered them: their
     # activations are outliers shared by every seed, which inflate correlations
     keep_first_position: bool = False
@@ -73,10 +76,17 @@ class UniversalNeurons(Analyzer):
     requires = "at least two seeds of a run at the same step (it correlates neurons across seeds)"
     question = "Which MLP neurons recur in every seed, more than a random rotation of the same activations would?"
 
+    @property
+    def streams(self) -> bool:
+        """Whether its units run the forward passes themselves (lockstep), feeding taps, rather than read a cache."""
+        return self.config.lockstep and not self.config.shard
+
     def needs(self, ref) -> Needs:
-        return Needs(hooks=mlp_hooks(ref.n_layers))
+        return Needs() if self.streams else Needs(hooks=mlp_hooks(ref.n_layers))
 
     def run(self, unit: Unit, ctx) -> UniversalNeuronsResult:
+        if self.streams:
+            return self._run_lockstep(unit, ctx)
         refs = sorted(unit.refs, key=lambda r: r.seed)
         n_layers, n = refs[0].n_layers, len(refs)
         paths = {(s, layer): str(ctx.acts(r, act_name("post", layer)).path) for s, r in enumerate(refs)
@@ -99,6 +109,40 @@ class UniversalNeurons(Analyzer):
         result.scalars["passes"] = passes   # reads of the cached activations (serial) or shards (sharded)
         return result
 
+    def _run_lockstep(self, unit: Unit, ctx) -> UniversalNeuronsResult:
+        """Every seed's model held at once (or, when they do not fit in half the free memory, every pair in turn),
+        each batch of prompts streamed through them and consumed by the blocks' sums: the same block computations
+        as the cached path on the same tokens, with nothing written to disk. Taps (neuron-stats of these
+        checkpoints) are fed from the first pass."""
+        from interp.activations.lockstep import ModelGroup
+
+        refs = sorted(unit.refs, key=lambda r: r.seed)
+        n, n_layers, c = len(refs), refs[0].n_layers, self.config
+        prompts = ctx.prompts(refs[0])
+        keep = PositionFilter.of(prompts, c.keep_first_position, c.keep_special_tokens)
+        size = max(2 * (r.size or 0) for r in refs)   # a float16 file doubles in float32
+        together = ModelGroup.fits(size, n, ctx.device)
+        groups = [list(range(n))] if together else [[a, b] for a in range(n) for b in range(a + 1, n)]
+        results, passes, d = [], 0, None
+        for members in groups:
+            group = ModelGroup([refs[s] for s in members], ctx.device, ctx.settings.allow_pickle,
+                               ctx.settings.cache.nonfinite)
+            try:
+                models = {s: group[refs[s].id] for s in members}
+                d = models[members[0]].cfg.d_mlp
+                feed = LockstepChunks(models, prompts, ctx.batch_rows(prompts), keep, ctx.device,
+                                      {s: ctx.claim_taps(refs[s], models[s], prompts) for s in members})
+                blocks = [k for k in cross_seed.all_blocks(n, n_layers) if k.a in members and k.b in members]
+                for group_blocks in cross_seed.passes(blocks, d, c.memory_gb * 2**30):
+                    results += cross_seed.run_blocks(group_blocks, feed, d, c.seed, ctx.device, c.matching)
+                    passes += 1
+            finally:
+                group.close()
+        out = cross_seed.reduce(results, n, n_layers, d, c.matching)
+        result = self._result(unit, refs, out, n_layers, d)
+        result.scalars.update(passes=passes, models_held=len(groups[0]))   # forward passes over the tokens
+        return result
+
     def _result(self, unit: Unit, refs, out: dict, n_layers: int, d_mlp: int) -> UniversalNeuronsResult:
         mean_corr, mean_base, exc = excess(out["max_corr"], out["baseline_max"])
         universal = exc > self.config.threshold
@@ -117,6 +161,31 @@ class UniversalNeurons(Analyzer):
                               universal_fraction_per_layer=per_layer.tolist(), mean_excess_corr=float(exc.mean()),
                               mean_max_corr=float(mean_corr.mean()), mean_baseline=float(mean_base.mean()))
         return result
+
+
+class LockstepChunks:
+    """The ``cross_seed.Chunks`` of a lockstep pass: for the (seed, layer) inputs a pass needs, each batch of prompts
+    run through those seeds' models, the MLP activations masked to the positions that count. The first pass also
+    feeds every tap (``taps``: per seed, consumers of other hooks of the same forward pass)."""
+
+    def __init__(self, models: dict[int, object], prompts, rows: int, keep: PositionFilter | None, device: str,
+                 taps: dict[int, list]):
+        self.models, self.prompts, self.rows, self.keep, self.device = models, prompts, rows, keep, device
+        self.taps = {s: ts for s, ts in taps.items() if ts}
+
+    def __call__(self, keys: set[tuple[int, int]]) -> Iterator[dict[tuple[int, int], object]]:
+        from interp.activations.lockstep import masked, stream
+
+        taps, self.taps = self.taps, {}          # fed once, by the first pass
+        hooks = {s: {act_name("post", layer) for ss, layer in keys if ss == s} for s in self.models}
+        for s, ts in taps.items():
+            hooks[s] |= set().union(*(t.hooks for t in ts))
+        for part, acts in stream(self.models, self.prompts, self.rows, hooks, self.device):
+            for s, ts in taps.items():
+                for t in ts:
+                    t.update(part, {h: acts[(s, h)] for h in t.hooks})
+            m = self.keep.mask(part.start, part.stop) if self.keep is not None else None
+            yield {(s, layer): masked(acts[(s, act_name("post", layer))], m) for s, layer in keys}
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,9 @@ def run_blocks(blocks: list[Block], chunks: Chunks, d: int, rotation_seed: int, 
     cols = {key: ShiftedColumns(gram=True, ws=ws) for key in needed}
     cross = {k: CrossSums(ws) for k in blocks}
     for chunk in chunks(set(needed)):
-        xs = {key: torch.as_tensor(np.ascontiguousarray(chunk[key]), dtype=torch.float32, device=device)
+        # a lockstep pass hands torch tensors already on the device; a cache read, numpy arrays
+        xs = {key: (chunk[key].to(device=device, dtype=torch.float32) if isinstance(chunk[key], torch.Tensor)
+                    else torch.as_tensor(np.ascontiguousarray(chunk[key]), dtype=torch.float32, device=device))
               for key in needed}
         for start in range(0, len(xs[needed[0]]), BLOCK_ROWS):
             shifted = {key: cols[key].shifted(x[start:start + BLOCK_ROWS]) for key, x in xs.items()}
