@@ -5,7 +5,7 @@ The public API is lazy: ``import interp`` imports neither torch nor TransformerL
     >>> import interp
     >>> series = interp.load_series()                       # the tiny series bundled with interp
     >>> sorted({ref.run for ref in series.refs()})
-    ['modadd', 'narrow', 'universal', 'wide']
+    ['modadd', 'narrow', 'neox-narrow', 'neox-wide', 'universal', 'wide']
     >>> report = interp.analyze(analyzers=["neuron-stats"])  # every checkpoint -> ./interp-results  # doctest: +SKIP
 """
 

@@ -60,6 +60,23 @@ def verifier_for(options: RunOptions):
     return Verifier.default(options.cache_root / "verified-hashes.json")
 
 
+def local_share(options: RunOptions) -> RunOptions:
+    """The options with this machine's cores shared out: worker processes (``workers``; a local Dask cluster has 2)
+    and torch threads for each (``threads``). Left to the cluster when units run on an existing scheduler."""
+    import dataclasses
+
+    from interp.checkpoints.loading import resolve_device
+    from interp.runner import threads
+
+    if options.dask_address is not None:
+        return options
+    workers = options.workers
+    if workers is None:
+        workers = 1 if options.dask or resolve_device(options.device) != "cpu" else min(4, threads.usable_cores())
+    n = 2 if options.dask else workers
+    return dataclasses.replace(options, workers=workers, threads=options.threads or threads.threads_for(n))
+
+
 def check_input_files(options: RunOptions, refs: list) -> None:
     """Read and validate every task and concepts file the run names (options and manifest) before anything is
     computed: a bad line is one error naming the file and line, not a failure in the middle of a series."""
@@ -75,6 +92,26 @@ def check_input_files(options: RunOptions, refs: list) -> None:
         read_concepts(Path(path))
 
 
+def plan_run(source: str | Path | Series | None = None, analyzers: list[str] | None = None,
+             settings: dict[str, dict[str, Any]] | None = None, options: RunOptions = RunOptions()):
+    """(the plan, its cost estimate per analyzer: ``interp.runner.estimate``), computing nothing but prompt sets."""
+    from interp.checkpoints.loading import resolve_device
+    from interp.runner import plan as planning
+    from interp.runner.context import Context
+    from interp.runner.estimate import estimate
+
+    instances = analyzers_for(analyzers, settings)
+    series = load_series(source)
+    refs = planning.select_refs(series, options.runs)
+    check_input_files(options, refs)
+    ctx = Context.shared(options.context_settings(resolve_device(options.device)))
+    try:
+        plan = planning.plan(refs, instances, options, {r.id: ctx.available(r) for r in refs})
+        return plan, estimate(plan, ctx, options.storage_dtype)
+    finally:
+        Context.close_shared()
+
+
 def analyze(source: str | Path | Series | None = None, analyzers: list[str] | None = None,
             settings: dict[str, dict[str, Any]] | None = None, options: RunOptions = RunOptions(),
             executor: Any = None, command: list[str] | None = None) -> AnalysisReport:
@@ -84,20 +121,17 @@ def analyze(source: str | Path | Series | None = None, analyzers: list[str] | No
     ``options``, see ``interp.runner.executors.executor_for``). ``command``: the command line that asked for this
     (the CLI passes it), recorded in ``run.json`` for the report.
     """
-    import dataclasses
 
     from interp.checkpoints.loading import resolve_device
     from interp.report.build import write_report
     from interp.runner import plan as planning
-    from interp.runner import threads
     from interp.runner.context import Context
     from interp.runner.executors import executor_for
     from interp.runner.run import execute, write_record
     from interp.trust import atomic
 
     started = time.perf_counter()
-    if options.threads is None and options.dask_address is None:   # a local run: share this machine's cores
-        options = dataclasses.replace(options, threads=threads.threads_for(2 if options.dask else 1))
+    options = local_share(options)
     instances = analyzers_for(analyzers, settings)
     device = resolve_device(options.device)
     series = load_series(source)
@@ -106,6 +140,14 @@ def analyze(source: str | Path | Series | None = None, analyzers: list[str] | No
     check_input_files(options, refs)
     ctx = Context.shared(options.context_settings(device))
     plan = planning.plan(refs, instances, options, {r.id: ctx.available(r) for r in refs})
+    if options.disk_budget_gb is not None:
+        from interp.runner.estimate import estimate
+
+        need = estimate(plan, ctx, options.storage_dtype)["TOTAL"].disk_bytes
+        if need > options.disk_budget_gb * 2**30:
+            raise ConfigError(f"this run would write about {need / 2**30:.2f} GB of activations to the cache, more "
+                              f"than --disk-budget {options.disk_budget_gb:g} GB; see `interp plan` for each "
+                              f"analyzer's share, fewer tokens (--max-tokens) or another --storage-dtype")
     plan = plan.verified(verifier, options.progress)
     for folder in (options.out_dir, options.cache_root):
         atomic.sweep_temporaries(folder)
@@ -117,9 +159,27 @@ def analyze(source: str | Path | Series | None = None, analyzers: list[str] | No
         verifier.save()
         if own:
             executor.close()
+    report.cache_bytes, report.cache_kept = clean_cache(options)
     write_record(report, series, plan.refs, instances, options, device, command, started)
     report.index = write_report(options.out_dir)
     return report
+
+
+def clean_cache(options: RunOptions) -> tuple[int, bool]:
+    """(bytes of activations the cache holds, whether they are kept): removed unless ``keep_cache``. The memo of
+    verified checkpoint hashes stays: it saves rehashing the next run's checkpoints."""
+    import shutil
+
+    root = options.cache_root
+    files = [p for p in root.rglob("*") if p.is_file() and p.name != "verified-hashes.json"] if root.is_dir() else []
+    total = sum(p.stat().st_size for p in files)
+    # a cache folder the user named may be shared with other runs (a cluster's): only the run's own is removed
+    if options.keep_cache or options.cache_dir is not None or not files:
+        return total, bool(files)
+    for child in root.iterdir():
+        if child.name != "verified-hashes.json":
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    return total, False
 
 
 def load_result(path: str | Path) -> Result:

@@ -49,7 +49,9 @@ def run_options(args: argparse.Namespace) -> Any:
     given = {"out_dir": args.out, "device": args.device, "batch_size": args.batch_size,
              "batch_tokens": args.batch_tokens, "runs": tuple(args.run) or None, "progress": not args.quiet,
              "allow_pickle": args.allow_pickle or None, "nonfinite": args.nonfinite, "dask": args.dask or None,
-             "dask_address": args.dask_address, "tasks": args.tasks, "concepts": args.concepts}
+             "dask_address": args.dask_address, "tasks": args.tasks, "concepts": args.concepts,
+             "keep_cache": args.keep_cache or None, "disk_budget_gb": args.disk_budget,
+             "storage_dtype": args.storage_dtype, "threads": args.threads}
     prompts = {"tokens_file": args.tokens, "tokenizer": args.tokenizer, "window": args.window,
                "max_tokens": args.max_tokens}
     if any(v is not None for v in prompts.values()):
@@ -68,6 +70,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     settings = _parse_sets(args.set, names)
     opts = run_options(args)
     series = api.load_series(args.checkpoint_dir or args.manifest, allow_outside_paths=args.allow_outside_paths)
+    if args.dry_run:
+        return _print_plan(*api.plan_run(series, names, settings, opts))
     report = api.analyze(series, names, settings, opts, command=args.command_line)
     if not report.ran and not report.skipped and report.summaries:   # every analyzer lacked what it needs
         reasons = {n: s.get("skipped", "") for n, s in report.summaries.items()}
@@ -79,9 +83,32 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     _print_headlines(report.summaries, report.out_dir)
     if report.index is not None:
         print(f"\nthe report (every figure, caption and provenance): {report.index}")
+    size = f"{report.cache_bytes / 2**20:.1f} MB"
+    print(f"activation cache: {size} kept in {opts.cache_root}/" if report.cache_kept else
+          f"activation cache: {size} written and removed at the end (--keep-cache keeps it)" if report.cache_bytes
+          else "activation cache: nothing written")
     for failure in report.failed:
         print(f"FAILED after retries: {failure}", file=sys.stderr)
     return 1 if report.failed else 0
+
+
+def _print_plan(plan, estimates: dict) -> int:
+    """The cost of a planned run, per analyzer: units, work, bytes to the cache, peak memory."""
+    def size(b: float) -> str:
+        return next(f"{b / f:.1f} {u}" for f, u in ((2**30, "GB"), (2**20, "MB"), (2**10, "KB"), (1, "B"))
+                    if b >= f or u == "B")
+
+    print(f"{'analyzer':<28} {'units':>6} {'GFLOP':>10} {'to disk':>10} {'peak memory':>12}")
+    for name, e in estimates.items():
+        if name == "TOTAL":
+            continue
+        print(f"{name:<28} {e.units:>6} {e.flops / 1e9:>10.2f} {size(e.disk_bytes):>10} {size(e.peak_bytes):>12}")
+    t = estimates["TOTAL"]
+    print(f"{'total (shared cache once)':<28} {t.units:>6} {t.flops / 1e9:>10.2f} {size(t.disk_bytes):>10} "
+          f"{size(t.peak_bytes):>12}")
+    print(f"{len(plan.refs)} checkpoints; work is forward and backward passes (2 x parameters per token forward), "
+          f"not every analyzer's own arithmetic; nothing was computed")
+    return 0
 
 
 def _print_headlines(summaries: dict, out_dir: Path) -> None:
@@ -174,10 +201,11 @@ def _series_options(p: argparse.ArgumentParser) -> None:
                    help="let the manifest name files outside its own folder (refused by default)")
 
 
-def _analyze_parser(sub: Any) -> None:
+def _analyze_parser(sub: Any, name: str = "analyze",
+                    text: str = "run analyzers over a checkpoint series (default: the bundled tiny series)") -> None:
     from interp.runner.options import RunOptions as D  # only the class's defaults: no torch, no numpy
 
-    p = sub.add_parser("analyze", help="run analyzers over a checkpoint series (default: the bundled tiny series)")
+    p = sub.add_parser(name, help=text)
     _series_options(p)
     p.add_argument("-a", "--analyzer", action="append", default=[], help="analyzer to run (repeatable); default: all")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -206,9 +234,19 @@ def _analyze_parser(sub: Any) -> None:
     p.add_argument("--nonfinite", choices=("raise", "keep"),
                    help=f"NaN/inf in weights or activations: stop with an error, or keep and count them (default: "
                         f"{D.nonfinite})")
+    p.add_argument("--storage-dtype", choices=("float16", "bfloat16", "float32"),
+                   help=f"of cached activations (gradients stay float32; default: {D.storage_dtype})")
+    p.add_argument("--keep-cache", action="store_true", help="keep the activation cache when the run ends (default: "
+                   "remove the run's own cache folder, saying how much it held)")
+    p.add_argument("--disk-budget", type=float, metavar="GB", help="refuse, before anything runs, a run whose "
+                   "activation cache would exceed this")
+    p.add_argument("--threads", type=int, help="torch threads (default: the cores this process may use)")
+    p.add_argument("--dry-run", action="store_true", help="print what the run would cost (as `interp plan`) and stop")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (it is off anyway when stderr is not "
                    "a terminal)")
     p.set_defaults(func=cmd_analyze)
+    if name == "plan":
+        p.set_defaults(dry_run=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     _analyze_parser(sub)
+    _analyze_parser(sub, "plan", "what an analysis would cost, per analyzer: units, work, bytes to disk, peak "
+                    "memory (takes the options of analyze; computes nothing)")
 
     p = sub.add_parser("report", help="redraw the report pages of a results folder from its saved summaries")
     p.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a folder written by `interp analyze`")

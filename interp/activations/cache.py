@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from interp.activations.store import HookArray, HookWriter, cache_key, hook_file, is_complete
 from interp.checkpoints.hooks import hook_layer, is_mlp_activation
 from interp.errors import HookNameError, NonFiniteError, suggest
@@ -163,7 +165,8 @@ class ActivationCache:
         start a second OpenMP team, four threads on two cores."""
         import torch
 
-        t = t.to(getattr(torch, self.s.storage_dtype))   # first: float16 storage overflows above 65,504
+        # gradients stay float32: loss gradients of a trained model sit far below float16's smallest normal number
+        t = t.to(torch.float32 if grad else getattr(torch, self.s.storage_dtype))   # first: float16 overflows at 65,504
         n_bad = 0
         if t.is_floating_point() and not torch.isfinite(t.sum(dtype=torch.float32)):  # finite iff every term is
             n_bad = int(t.numel() - torch.isfinite(t).sum())                # (barring overflow: then count exactly)
@@ -171,6 +174,8 @@ class ActivationCache:
             raise NonFiniteError(f"non-finite {'gradient' if grad else 'activation'} at hook {hook!r} of checkpoint "
                                  f"{meta['checkpoint']} (storage dtype {self.s.storage_dtype}); pass "
                                  f"nonfinite='keep' to store and count them")
+        if t.dtype == torch.bfloat16:   # numpy has none: keep the bit patterns (interp.activations.store)
+            return t.view(torch.int16).cpu().numpy().view(np.uint16), n_bad
         return t.cpu().numpy(), n_bad
 
     def _write(self, writers: dict, hook: str, grad: bool, arr, n_bad: int, meta: dict, paths: dict) -> None:
@@ -182,7 +187,8 @@ class ActivationCache:
                 dims = ("prompt", "pos", "neuron")
             attrs = {**meta, "hook": hook, "grad": grad, "json": json.dumps(meta)}
             w = writers[(hook, grad)] = HookWriter(paths[(hook, grad)], arr.shape[1:], dims, attrs,
-                                                   dtype=self.s.storage_dtype, expected_rows=meta["n_prompts"])
+                                                   dtype="float32" if grad else self.s.storage_dtype,
+                                                   expected_rows=meta["n_prompts"])
         w.append(arr, nonfinite=n_bad)
 
     def open(self, ref: CheckpointRef, prompts: PromptSet, hook: str, grad: bool = False) -> HookArray:

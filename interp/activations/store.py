@@ -20,6 +20,17 @@ from interp.trust import atomic
 from interp.trust.paths import safe_hook
 
 DATASET = "data"
+BFLOAT16 = "bfloat16"   # numpy has no bfloat16: such files hold the uint16 bit patterns, read back as float32
+
+
+def numpy_dtype(storage: str) -> str:
+    """The dtype an HDF5 file of ``storage`` holds (bfloat16 as its uint16 bit patterns)."""
+    return "uint16" if storage == BFLOAT16 else storage
+
+
+def from_bfloat16(bits: np.ndarray) -> np.ndarray:
+    """float32 values of bfloat16 bit patterns (bfloat16 is the top half of a float32, so this is exact)."""
+    return (bits.astype(np.uint32) << 16).view(np.float32)
 
 
 def cache_key(checkpoint_id: str, sha256: str | None, prompts_digest: str, processing_key: str) -> str:
@@ -42,6 +53,8 @@ class HookWriter:
                  dtype: str = "float32", chunk_rows: int = 1024, expected_rows: int | None = None):
         self.path = Path(path)
         self.tmp = atomic.temp_name(self.path)
+        attrs = {**attrs, "bfloat16": dtype == BFLOAT16}
+        dtype = numpy_dtype(dtype)
         row_bytes = int(np.prod(row_shape, dtype=np.int64)) * np.dtype(dtype).itemsize
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +137,7 @@ class HookArray:
             self.dims = tuple(ds.attrs["dims"])
             self.attrs = {k: ds.attrs[k] for k in ds.attrs}
             self.chunk_rows = ds.chunks[0] if ds.chunks else 1
+        self._decode = from_bfloat16 if bool(self.attrs.get("bfloat16", False)) else (lambda a: a)
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -151,9 +165,9 @@ class HookArray:
         with h5py.File(self.path, "r") as f:
             ds = f[DATASET]
             for start in range(0, ds.shape[0], rows):
-                yield ds[start: start + rows]
+                yield self._decode(ds[start: start + rows])
 
     def read(self) -> np.ndarray:
         """The whole array: for small data (tests, tiny models) only."""
         with h5py.File(self.path, "r") as f:
-            return f[DATASET][()]
+            return self._decode(f[DATASET][()])

@@ -43,15 +43,18 @@ def check_analyzer(cls: type[Analyzer], work_dir: str | Path, series: Series | N
     assert dataclasses.is_dataclass(cls.Config), f"{cls.name}: Config must be a dataclass"
     cfg = analyzer.config_dict()
     assert cls.config_from(json.loads(json.dumps(cfg))) == analyzer.config, f"{cls.name}: config JSON round trip"
+    from interp.runner.plan import selection
+
     series = series if series is not None else load_manifest(bundled_manifest())
-    chosen = analyzer.select(series.refs())
+    ctx = Context(ContextSettings(CacheSettings(work_dir / "cache"), "cpu", PromptSource(n_background=64)))
+    refs_all = series.refs()
+    chosen = selection(refs_all, analyzer, {r.id: ctx.available(r) for r in refs_all})
     assert chosen, f"{cls.name}: selects nothing in {series.source or series.root}"
     runs = [r.run for r in chosen]
     run = run or ("wide" if "wide" in runs else runs[0])
     last = max(r.step for r in chosen if r.run == run)
     refs = tuple(r for r in chosen if r.run == run and r.step == last)
     refs = refs if analyzer.scope is Scope.SEEDS else refs[:1]
-    ctx = Context(ContextSettings(CacheSettings(work_dir / "cache"), "cpu", PromptSource(n_background=64)))
     try:
         needs = analyzer.needs(refs[0])
         needs = list(needs) if isinstance(needs, (list, tuple)) else [needs]

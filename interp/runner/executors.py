@@ -42,8 +42,7 @@ class SerialExecutor:
 
     def map(self, fn, jobs, desc: str = "", names=None, progress=None) -> list:
         """``fn(job, progress)`` for each job when a ``progress`` (``interp.runner.progress.Progress``) is given: it
-        hears
-        every unit; otherwise a plain bar over jobs."""
+        hears every unit; otherwise a plain bar over jobs."""
         if progress is not None:
             return [fn(j, progress) for j in jobs]
         from tqdm.auto import tqdm
@@ -111,6 +110,50 @@ class DaskExecutor:
                 cluster.close()
 
 
+class ProcessExecutor:
+    """Runs the jobs of a stage on ``workers`` processes of this machine, each with its share of the cores
+    (``RunOptions.threads``): tiny models spend most of a forward pass in Python and per-call overhead, which threads
+    do not share but processes do. Started fresh (``spawn``: a forked torch is not safe); the first error stops the
+    run, as in a serial run."""
+
+    def __init__(self, workers: int):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        from interp.runner.threads import PASSIVE_WAIT
+
+        self.workers = workers
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_worker_env, initargs=(PASSIVE_WAIT,))
+        self.failures: list[Failure] = []
+
+    def map(self, fn, jobs, desc: str = "", names=None, progress=None) -> list:
+        from concurrent.futures import as_completed
+
+        futures = {self.pool.submit(fn, job): i for i, job in enumerate(jobs)}
+        results: list[Any] = [None] * len(futures)
+        try:
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                if progress is not None:
+                    progress.job_done(jobs[futures[future]])
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+        return results
+
+    def close(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
+
+
+def _worker_env(env: dict[str, str]) -> None:
+    import os
+
+    for key, value in env.items():
+        os.environ.setdefault(key, value)
+
+
 def executor_for(options: Any, progress: bool = True) -> Executor:
     """The one place an executor is chosen: a Dask client on ``options.dask_address``, a local Dask cluster for
     ``options.dask``, else this process. The caller closes it (``close``) when the run ends."""
@@ -119,4 +162,6 @@ def executor_for(options: Any, progress: bool = True) -> Executor:
                             resources={"GPU": 1} if options.device.startswith("cuda") else None)
     if options.dask:
         return DaskExecutor(retries=options.retries)
+    if options.workers > 1:
+        return ProcessExecutor(options.workers)
     return SerialExecutor(progress=progress)

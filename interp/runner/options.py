@@ -31,7 +31,9 @@ class RunOptions(Options):
     # 50k vocabulary, and even at n_ctx 64 passes of 8k tokens ran 2.6x faster than 32k here (cache-resident)
     batch_tokens: int = option(8192, ge=1)
     cache_dir: Path | None = None      # default: out_dir / "cache"
-    storage_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    # of cached activations (gradients are always float32): float16 halves the bytes against float32 and keeps about
+    # 3 significant digits; bfloat16 keeps float32's range with 2-3 digits
+    storage_dtype: Literal["float32", "float16", "bfloat16"] = "float16"
     prompts: PromptSource = PromptSource()
     tasks: Path | None = None          # a task file: JSONL of task, prompt, answer (interp.prompts.task_file)
     concepts: Path | None = None       # a concepts file: JSONL of concept, prompt, value, period
@@ -42,6 +44,11 @@ class RunOptions(Options):
     dask: bool = False                 # run units on a local Dask cluster of worker processes
     dask_address: str | None = None    # run units on this existing Dask scheduler (workers share the filesystem)
     retries: int = option(2, ge=0)     # per job, on a Dask cluster (a dead worker's job goes to another)
+    keep_cache: bool = False           # keep the activation cache after the run (default: remove it, say how much)
+    disk_budget_gb: float | None = option(None, gt=0)   # refuse a run whose activation cache would exceed this
+    # processes running jobs side by side on this machine (None: as many as there are usable cores, at most 4, on a
+    # CPU; 1 on a GPU)
+    workers: int | None = option(None, ge=1)
     # torch threads per process (None: the cores this process may use, shared among a local cluster's workers;
     # interp.runner.threads)
     threads: int | None = option(None, ge=1)

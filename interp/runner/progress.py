@@ -35,8 +35,8 @@ class Progress:
     def job_done(self, job: Any) -> None:
         """A whole job finished elsewhere (a Dask worker): all of its units, named by its first checkpoint."""
         if self.bar is not None:
-            self.working(", ".join(name for name, _ in job.analyzers), job.refs[0].id)
-            self.done(len(job.analyzers))
+            self.working(", ".join(a.name for a in job.analyzers + job.tapped), job.refs[0].id)
+            self.done(len(job.analyzers) + len(job.tapped) * len(job.refs))
 
     def close(self) -> None:
         if self.bar is not None:

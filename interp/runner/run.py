@@ -46,6 +46,8 @@ class AnalysisReport:
     unit_seconds: dict[str, list[tuple]] = field(default_factory=dict)   # (run s, caching s) per unit, None: unknown
     summarize_s: dict[str, float] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)   # jobs that failed after their retries (Dask), by name
+    cache_bytes: int = 0          # what the activation cache held at the end of the run
+    cache_kept: bool = False      # whether it was kept (RunOptions.keep_cache), or removed
 
 
 def read_inputs(analyzer: Analyzer, ref: CheckpointRef, ctx: Context) -> dict[str, str]:

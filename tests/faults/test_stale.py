@@ -35,9 +35,10 @@ def test_replaced_weights_with_an_updated_hash_are_recomputed(series, tmp_path, 
 
 def test_a_cache_in_another_storage_dtype_is_not_reused(series, tmp_path):
     out = tmp_path / "o"
-    interp.analyze(series, ["neuron-stats"], options=_opts(out, storage_dtype="float16"))
-    r = interp.analyze(series, ["neuron-stats"], options=_opts(out))
-    assert r.ran == 8, "float16 results may not stand in for float32 ones"
+    settings = {"task-allocation": {"check_neurons": 4, "controls": 0}}
+    interp.analyze(series, ["task-allocation"], settings, options=_opts(out, storage_dtype="float16"))
+    r = interp.analyze(series, ["task-allocation"], settings, options=_opts(out, storage_dtype="float32"))
+    assert r.ran == 8, "results from a float16 cache may not stand in for float32 ones"
     h5s = {p.name for p in (out / "cache").rglob("*.h5")}
     dtypes = set()
     import h5py
@@ -45,7 +46,7 @@ def test_a_cache_in_another_storage_dtype_is_not_reused(series, tmp_path):
     for p in (out / "cache").rglob("*.h5"):
         with h5py.File(p) as f:
             dtypes.add(str(f["data"].dtype))
-    assert dtypes == {"float16", "float32"} and h5s
+    assert dtypes == {"float16", "float32"} and h5s   # float32: that run's activations, and every gradient
 
 
 def test_changed_prompts_recompute(series, tmp_path):

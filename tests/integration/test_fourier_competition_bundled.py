@@ -12,6 +12,8 @@ def test_bundled_modadd_few_circles_survive(bundled_results):
     fit = summary["fittest"]["modadd"]
     assert sorted(fit["survivors"]) == ["0", "1", "2"]
     assert 0 <= fit["auroc_initial_signal"] <= 1 and 0 <= fit["auroc_initial_grad"] <= 1
-    assert set(summary["per_run"]) == {"modadd"}                               # task runs without modadd skipped
+    # runs with a modular concept only: the toy modadd task, and the GPT-NeoX runs' concepts file (their add task's
+    # operands); the lookup runs and the language have none
+    assert set(summary["per_run"]) == {"modadd", "neox-narrow", "neox-wide"}
     for f in drawn_pngs(bundled_results, "fourier-competition"):
         assert open(f, "rb").read(4) == b"\x89PNG"

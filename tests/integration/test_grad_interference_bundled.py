@@ -9,7 +9,7 @@ def test_bundled_summary_carries_the_batch_split(bundled_results):
     for run in ("narrow", "wide"):
         for row in summary["per_run"][run].values():
             assert len(row["rare_nt_cosine_mean"]["per_seed"]) == 3
-            assert len(row["rare_nt_cosine_std"]["per_seed"]) == 3
+            assert len(row["rare_nt_cosine_sem"]["per_seed"]) == 3
             assert all(-1 <= v <= 1 for v in row["rare_nt_cosine_mean"]["per_seed"].values())
     assert "rare_nt_cosine_mean" not in summary["per_run"]["modadd"][max(summary["per_run"]["modadd"], key=int)]
 

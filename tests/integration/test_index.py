@@ -45,7 +45,8 @@ def test_run_record_has_the_provenance(bundled_results):
                                                     for c in record["series"]["checkpoints"])
     assert set(record["analyzers"]) == set(bundled_results.summaries)
     assert record["versions"]["interp"] and record["device"]["used"] == "cpu"
-    assert all(t["compute_s"] > 0 for t in record["timings"].values())   # a fresh run: every unit timed
+    # a fresh run: every unit timed (neuron-stats rides universal-neurons' pass: its time is counted there)
+    assert all(t["compute_s"] > 0 for n, t in record["timings"].items() if n != "neuron-stats")
     assert str(bundled_results.out_dir) not in json.dumps(record)
 
 

@@ -17,7 +17,7 @@ from tests.helpers import ranks
 def test_analyzer_on_the_bundle_holds_the_correlations(bundled_results):
     """The default ``interp analyze`` on the bundle (every seed and step): correlations against numpy's."""
     summary = bundled_results.summaries["likelihood-chain"]
-    assert summary["units"] == 72 and summary["x"] == "log10(step), step 0 left out"
+    assert summary["units"] == 96 and summary["x"] == "log10(step), step 0 left out"
     units = {}
     for f in (bundled_results.out_dir / "likelihood-chain").rglob("step*.json"):
         u = json.loads(f.read_text())

@@ -61,7 +61,7 @@ def _encoded(snap: Path, task: str, split: str = "test"):
 
 def test_task_accuracy_and_attribution_agree_with_transformers(analysed):
     out, _ = analysed
-    run, seed, step = "neox-wide", 0, 1500
+    run, seed, step = "neox-wide", 0, 3000
     r = next(r for r in load_results(out, "task-allocation") if r.unit_id == f"{run}/seed{seed}/step{step}")
     model, snap = _hf(run, seed, step)
     layer_outs: dict[int, torch.Tensor] = {}
@@ -100,7 +100,7 @@ def test_task_gradient_cosines_agree_with_torch_autograd(analysed):
     TransformerLens model holds the same weights as the transformers one, split and transposed (its unembedding
     bias, which transformers' GPT-NeoX lacks, is left out by the option)."""
     out, _ = analysed
-    run, seed, step = "neox-narrow", 1, 300
+    run, seed, step = "neox-narrow", 1, 1000
     settings = {"grad-interference": {"exclude": ["unembed.b_U"], "check_first_order": False}}
     sub = out.parent / "gi"
     interp.analyze(HF, ["grad-interference"], settings, interp.RunOptions(

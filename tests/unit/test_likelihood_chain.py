@@ -211,6 +211,9 @@ def test_choices_jsonl_scores_summed_token_logprobs(nano, tmp_path):
         def available(self, ref):   # a checkpoint with neither a mixture nor a task file: the choices file alone
             return set()
 
+        def source(self, ref):
+            return self.settings.prompts
+
     analyzer = LikelihoodChain(LikelihoodChain.config_from({"choices_file": str(path)}))
     result = analyzer.run(Unit(analyzer.name, (ref,)), Ctx())
     expect = chain_metrics(logp, answer)

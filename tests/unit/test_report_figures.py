@@ -89,8 +89,9 @@ def test_png_renderer_writes_every_kind(tmp_path):
 
 def test_headline_rows_print_mean_spread_and_seed_count():
     row = H.seeds("narrow", "rare-task accuracy", {0: 0.5, 1: 0.59, 2: 0.5}, 2)
-    assert H.format_value(row) == "0.53 ± 0.04 (3 seeds)"
-    assert H.format_row(row) == ("narrow: rare-task accuracy", "0.53 ± 0.04 (3 seeds)")
+    # the sample standard deviation (n - 1) over seeds: the population one (0.04) understates it
+    assert H.format_value(row) == "0.53 ± 0.05 (3 seeds)"
+    assert H.format_row(row) == ("narrow: rare-task accuracy", "0.53 ± 0.05 (3 seeds)")
     assert H.format_value(H.seeds("r", "onset", {0: 14.0, 1: None, 2: 16.0}, 1)) == "15.0 ± 1.0 (2 of 3 seeds)"
     assert H.format_value(H.seeds("r", "x", {0: 0.1, 1: 0.3}, 2, value=0.25)) == "0.25 ± 0.10 (2 seeds)"
     assert H.format_value(H.single("r", "auroc", 0.70912, 3, "pooled")) == "0.709; pooled"
@@ -117,7 +118,7 @@ def test_page_prints_the_reason_instead_of_a_useless_figure(tmp_path):
     assert "Not drawn: only 1 x 1 matrices (a single task), which carry no comparison." in page
     assert "id='plot-overlap'" not in page and not (d / "toy" / "overlap.png").exists()
     assert "id='plot-loss'" in page and (d / "toy" / "loss.png").is_file()
-    assert "https://arxiv.org/abs/2401.12181" in page and "1.500 ± 0.500 (2 seeds)" in page
+    assert "https://arxiv.org/abs/2401.12181" in page and "1.500 ± 0.707 (2 seeds)" in page
     assert (d / "plotly.min.js").stat().st_size > 1_000_000
     assert "No run record" in index.read_text()
 

@@ -33,9 +33,9 @@ class GradInterferenceConfig(Options):
     # task neurons: this share of the first layer's MLP neurons, the top ones by the norm of g_r over their
     # parameters (a fixed count would be every neuron of a narrow model and a sliver of a wide one)
     neuron_fraction: float = option(0.25, gt=0, le=1)
-    n_batches: int = option(8, ge=2)
-    batch_size: int = option(256, ge=1)   # prompts per mixed batch where the run's own batches are unknown
-    background_prompts: int = option(512, ge=0)   # background rows for the background pseudo-task's gradient
+    n_batches: int = option(4, ge=2)
+    batch_size: int = option(64, ge=1)    # prompts per mixed batch where the run's own batches are unknown
+    background_prompts: int = option(256, ge=0)   # background rows for the background pseudo-task's gradient
     seed: int = option(10_000, ge=0)      # of the mixed batches drawn where the run's own are unknown
     check_first_order: bool = True
     exclude: tuple[str, ...] = ()

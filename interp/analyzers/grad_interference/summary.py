@@ -33,7 +33,7 @@ def summarize(results: list[Result], uses: dict[str, list[Result]]) -> dict:
         out["headline"].append(H.seeds(
             run, f"cos(g_nt, g_rare), signed, step {step}", row["rare_nt_cosine_mean"]["per_seed"], 4,
             note="per seed ± its standard error over batches: " + ", ".join(
-                f"{v:+.3f} ± {sem.get(s, float('nan')):.3f}" for s, v in row["rare_nt_cosine_mean"]["per_seed"].items()
+                f"{v:+.4f} ± {sem.get(s, float('nan')):.4f}" for s, v in row["rare_nt_cosine_mean"]["per_seed"].items()
                 if v is not None)))
         if "rare_nt_abs_cosine_mean" in row:
             floor = row["rare_nt_abs_cosine_floor"]["mean"]

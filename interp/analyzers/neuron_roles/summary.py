@@ -151,7 +151,8 @@ _CAPTIONS = {
                    "the prediction neurons.",
     "partition": "Neurons whose vocabulary effect is not heavy-tailed but has a large variance (partition_var_ratio "
                  "times a random direction's) and a bimodality coefficient above partition_bimodality: they split "
-                 "the vocabulary into two sets, one raised and one lowered.",
+                 "the vocabulary into two sets, one raised and one lowered (Gurnee et al., arXiv 2401.12181, "
+                 "describe such partition neurons in GPT-2).",
     "entropy": "Neurons with a large output norm (top decile of the layer by default) written mostly into the "
                "weakest singular directions of W_U: they change the final LayerNorm's scale, hence the entropy of "
                "the prediction, not any one logit (Gurnee et al., arXiv 2401.12181; Stolfo et al. 2024).",
@@ -170,4 +171,5 @@ _ENTROPY = ("One point per neuron (seeds pooled, every layer) at the run's last 
             "against the share of their squared norm in the null_dims weakest singular directions of the processed "
             "unembedding. Entropy neurons sit at the top right: a large output that no logit reads directly, which "
             "rescales the final LayerNorm and so the whole distribution. A random direction's share is about "
-            "null_dims / d_model. Colour is the layer.")
+            "null_dims / d_model. Colour is the layer. Gurnee et al. (arXiv 2401.12181) found GPT-2's entropy "
+            "neurons this way.")

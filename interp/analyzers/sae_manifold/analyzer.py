@@ -34,7 +34,7 @@ class SAEManifoldConfig(Options):
     # widths below p = 59: the answers are 59 clusters, and TopK k=1 SAEs of 64 latents give single-answer latents,
     # some dead or off the circle (analyses/sae_tiling.py); 32 shows the finest tiling at less cost
     saes: tuple[str, ...] = ("topk:2:2", "topk:16:1", "topk:32:1", "relu:32:0.3")
-    train_steps: int = option(600, ge=1)
+    train_steps: int = option(400, ge=1)
     lr: float = option(3e-3, gt=0)
     max_freqs: int = option(3, ge=1)
     steps: Literal["last", "all"] = "last"   # the last step of each seed, or every step
@@ -43,7 +43,7 @@ class SAEManifoldConfig(Options):
     seed: int = option(0, ge=0)
     # tokens of text (the evaluation prompts) mixed with a concepts file's points for the SAEs to fit: dilution only
     # shows when an SAE must also represent everything else (0: the concept's points alone)
-    text_tokens: int = option(8192, ge=0)
+    text_tokens: int = option(4096, ge=0)
 
     def __post_init__(self) -> None:
         super().__post_init__()

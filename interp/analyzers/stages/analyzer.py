@@ -43,7 +43,10 @@ class StagesConfig(Options):
     # flat: the slope of the loss over the draws at most this many standard errors, for the calibration's choice and
     # for calling an LLC a measurement (every chain levelled off)
     calib_flat_tol: float = option(3.0, gt=0)
-    llc_prompts: int = option(1024, ge=1)       # training data the SGLD chains sample (prompts, whole batches)
+    llc_prompts: int = option(512, ge=1)        # training data the SGLD chains sample (prompts, whole batches)
+    # prompts per group (each task, the background) its loss is measured on: the first ones (0: all); a curve over
+    # steps needs the same prompts at every step, not all of a 1e8-token corpus
+    loss_prompts: int = option(512, ge=0)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -63,8 +66,8 @@ class Stages(Analyzer):
     Config = StagesConfig
     Result = StagesResult
     # 3: task losses from any source; the LLC on data drawn as training drew it, and flagged where it is not a
-    # measurement
-    version = 3
+    # measurement. 4: each loss on at most loss_prompts prompts
+    version = 4
     inputs = ()
     inputs_any = ("prompts", "tasks")   # loss curves of the tasks, and of the text; the LLC samples the text
     question = ("Where does each task's loss drop during training, and where does the model's complexity (the "
@@ -80,11 +83,13 @@ class Stages(Analyzer):
         result = self.new_result(unit)
         have = ctx.available(ref)
         losses, counts = {}, {}
+        cap = self.config.loss_prompts or None
         if "tasks" in have:
-            self._losses(model, ctx, ctx.tasks(ref).prompts, losses, counts)
+            self._losses(model, ctx, ctx.tasks(ref).prompts, losses, counts, cap=cap)
         if "prompts" in have:
             prompts = ctx.prompts(ref)
-            self._losses(model, ctx, prompts.subset(prompts.task_id < 0), losses, counts, tasks=False)
+            self._losses(model, ctx, prompts.subset(np.flatnonzero(prompts.task_id < 0)[:cap]), losses, counts,
+                         tasks=False)
         result.scalars["loss"] = losses
         # the groups partition the prompts: their token-weighted mean is the loss over all, without another pass
         result.scalars["loss_all"] = sum(losses[n] * counts[n] for n in losses) / max(1, sum(counts.values()))
@@ -96,14 +101,16 @@ class Stages(Analyzer):
         return result
 
     @staticmethod
-    def _losses(model, ctx, prompts, losses: dict, counts: dict, tasks: bool = True) -> None:
-        """Each group's mean scored loss (every task; the background rows as ``background``)."""
+    def _losses(model, ctx, prompts, losses: dict, counts: dict, tasks: bool = True, cap: int | None = None) -> None:
+        """Each group's mean scored loss on its first ``cap`` prompts (every task; the background as
+        ``background``)."""
         from interp.maths.losses import scored_count, task_loss
 
         if not len(prompts):
             return
         per = ctx.batch_rows(prompts)
         for name, rows in prompts.groups():
+            rows = rows[:cap]
             if tasks == (name != "background"):
                 losses[name] = task_loss(model, prompts, rows, per)
                 counts[name] = scored_count(prompts.loss_mask, rows, per)

@@ -33,8 +33,8 @@ class TaskAllocationConfig(Options):
     top_k: int = option(0, ge=0)                 # ablate each task's top-k neurons; 0: its whole mass set
     # per task, single-neuron ablations of a stratified sample of this many neurons (all, when there are fewer) for
     # the rank check of attribution against damage
-    check_neurons: int = option(64, ge=4)
-    controls: int = option(8, ge=0)              # random neuron sets per task, of its set's size, for the damage null
+    check_neurons: int = option(32, ge=4)
+    controls: int = option(4, ge=0)              # random neuron sets per task, of its set's size, for the damage null
     chunk_tokens: int = option(16384, ge=1)   # token vectors per block read from the cache (bounds memory)
     seed: int = option(0, ge=0)
     rare_task: str = ""                          # the rare and common tasks by name (default: by frequency)
@@ -197,19 +197,29 @@ class TaskAllocation(Analyzer):
 
     def _damage(self, model, prompts, flat, sets, mean_act, loss, d_mlp) -> tuple[np.ndarray, np.ndarray]:
         """([ablated, measured] loss increase when a task's set, or its top_k, is mean-ablated; and the mean increase
-        over ``controls`` random sets of the same size: the null the damage is read against)."""
+        over ``controls`` random sets of the same size: the null the damage is read against). Every ablation of a
+        measured task's prompts runs as one batch of variants."""
         rng = np.random.default_rng([self.config.seed, 1])
-        n = len(flat)
-        damage, control = np.zeros((n, n)), np.full((n, n), np.nan)
+        n, c = len(flat), self.config.controls
+        variants, sizes = [], []
         for i in range(n):
             k = self.config.top_k or int(sets[i].sum())
-            chosen = np.argsort(-flat[i], kind="stable")[:k] if k else np.array([], dtype=int)
-            ablated, _ = task_losses(model, prompts, by_layer(chosen, d_mlp), mean_act)
-            damage[i] = ablated - loss
-            if self.config.controls and k:
-                draws = [task_losses(model, prompts, by_layer(rng.choice(flat.shape[1], k, replace=False), d_mlp),
-                                     mean_act)[0] - loss for _ in range(self.config.controls)]
-                control[i] = np.mean(draws, axis=0)
+            sizes.append(k)
+            variants.append(by_layer(np.argsort(-flat[i], kind="stable")[:k], d_mlp))
+            variants += [by_layer(rng.choice(flat.shape[1], k, replace=False), d_mlp) for _ in range(c if k else 0)]
+        damage, control = np.full((n, n), np.nan), np.full((n, n), np.nan)
+        for j in range(n):
+            part = prompts.subset(prompts.task_id == j)
+            if not len(part):
+                continue
+            ablated, _ = ablation_losses(model, part, variants, mean_act)
+            at = 0
+            for i in range(n):
+                damage[i, j] = ablated[at] - loss[j]
+                drawn = c if sizes[i] else 0
+                if drawn:
+                    control[i, j] = float(np.mean(ablated[at + 1:at + 1 + drawn])) - loss[j]
+                at += 1 + drawn
         return damage, control
 
     def _rank_check(self, model, prompts, flat, mean_act, clean, d_mlp) -> tuple[list[float], int]:
