@@ -39,18 +39,20 @@ def load_series(source: str | Path | Series | None = None, allow_outside_paths: 
 
 
 def analyzers_for(names: list[str] | None, settings: dict[str, dict[str, Any]] | None) -> list[Analyzer]:
-    """The analyzers of one call, resolved once: every registered one when ``names`` is None; ``settings`` maps
-    analyzer name -> config overrides (validated: unknown keys list the valid ones)."""
+    """The analyzers of one call, resolved once: every registered one when ``names`` is None, and those the named
+    ones read (``Analyzer.reads``); ``settings`` maps analyzer name -> config overrides (validated: unknown keys list
+    the valid ones)."""
     names = names or registry.names()
     settings = settings or {}
+    wanted = set(names) | {m for n in names for m in registry.get(n).reads}
     for n in settings:
-        if n not in names:
+        if n not in wanted:
             raise ConfigError(f"settings given for analyzer {n!r}, which is not being run ({names})")
-    out = []
-    for n in names:
-        cls = registry.get(n)
-        out.append(cls(cls.config_from(settings.get(n, {}))))
-    return out
+    classes = {n: registry.get(n) for n in names}
+    for n in list(classes):   # what an analyzer reads from another's results runs too, in an earlier stage
+        for m in classes[n].reads:
+            classes.setdefault(m, registry.get(m))
+    return [cls(cls.config_from(settings.get(n, {}))) for n, cls in classes.items()]
 
 
 def verifier_for(options: RunOptions):

@@ -145,6 +145,11 @@ def unit_id(run: str, step: int, seed: int | None = None) -> str:
     return f"{run}/step{step}" if seed is None else f"{run}/seed{seed}/step{step}"
 
 
+def run_unit_id(run: str) -> str:
+    """The id of a unit over a run's whole series (every seed and step): ``run/series``."""
+    return f"{run}/series"
+
+
 def by_run_step(results: list[Result]) -> dict[str, dict[int, list[Result]]]:
     """Results grouped by run, then step (each list holds one result per seed or seed group, by seed)."""
     out: dict[str, dict[int, list[Result]]] = {}

@@ -6,7 +6,7 @@ the analyzer class; ``summary.py`` turns a series of unit results into headline 
 says what it computes, the choices that are ours, and its caveats (the report page shows it). Like a scikit-learn
 estimator, the constructor only stores the config.
 
-- ``scope`` (a class constant): one checkpoint, or every seed of a run at one step;
+- ``scope`` (a class constant): one checkpoint, every seed of a run at one step, or every seed and step of a run;
 - ``needs(ref)`` declares hooks (and hooks whose loss gradients it wants), so the runner caches every activation
   once for all analyzers that want it;
 - ``select(refs)`` says which checkpoints it applies to (default: all);
@@ -24,14 +24,14 @@ from __future__ import annotations
 import importlib
 import sys
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from interp.config import Options
-from interp.results import Result, unit_id
+from interp.results import Result, run_unit_id, unit_id
 from interp.runner.context import Needs
 
 if TYPE_CHECKING:
@@ -42,19 +42,25 @@ if TYPE_CHECKING:
 class Scope(str, Enum):
     CHECKPOINT = "checkpoint"   # one checkpoint
     SEEDS = "seeds"             # all seeds of a run at one step
+    RUN = "run"                 # all seeds of a run at every step they share (a series: lineage over training)
 
 
 @dataclass(frozen=True)
 class Unit:
-    """One independent piece of work: an analyzer on a checkpoint (or on a group of seeds)."""
+    """One independent piece of work: an analyzer on a checkpoint, on the seeds of a step, or on a run's series."""
 
     analyzer: str
     refs: tuple[CheckpointRef, ...]
+    # the results of the analyzers named in ``Analyzer.reads`` over these checkpoints, handed in by the runner
+    # (loaded from the earlier stage that made them): {analyzer: {unit id: Result}}
+    upstream: dict[str, dict[str, Result]] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def id(self) -> str:
         r = self.refs[0]
-        return r.id if len(self.refs) == 1 else unit_id(r.run, r.step)
+        if len(self.refs) == 1:
+            return r.id
+        return unit_id(r.run, r.step) if len({x.step for x in self.refs}) == 1 else run_unit_id(r.run)
 
 
 class Analyzer(ABC):
@@ -76,6 +82,10 @@ class Analyzer(ABC):
     # other analyzers whose results ``summarize`` joins with its own (handed in by the runner, same checkpoints and
     # prompts); they do not have to run in the same call: complete results on disk count
     uses: ClassVar[tuple[str, ...]] = ()
+    # other analyzers whose unit results ``run`` reads (``Unit.upstream``): their units over the same checkpoints run
+    # in an earlier stage of the same call (the plan adds them when they were not asked for), and their keys are
+    # part of this analyzer's unit key, so a changed upstream result recomputes this one
+    reads: ClassVar[tuple[str, ...]] = ()
     # the name of a seeds-scope analyzer whose own forward pass this checkpoint analyzer can ride (``tap``): when both
     # run on a seed group, one pass over the tokens serves them (neuron-stats on universal-neurons' lockstep pass)
     taps: ClassVar[str] = ""
@@ -111,6 +121,13 @@ class Analyzer(ABC):
 
     @abstractmethod
     def needs(self, ref: CheckpointRef) -> Needs: ...
+
+    def own_work(self, refs: tuple[CheckpointRef, ...], tokens: int, params: int, tapped: bool = False
+                 ) -> tuple[float, int]:
+        """(FLOPs, peak bytes) of the work a unit over ``refs`` does beyond reading the cache: its own forward
+        passes over ``tokens`` evaluation tokens of a model with ``params`` parameters, a sampler's steps
+        (``interp plan``'s estimate; rules of thumb are fine). ``tapped``: it rides another analyzer's pass."""
+        return 0.0, 0
 
     def select(self, refs: list[CheckpointRef]) -> list[CheckpointRef]:
         """The checkpoints this analyzer applies to (default: all); e.g. only runs with a certain task, or only

@@ -5,7 +5,8 @@
 
 It builds the analyzer from its default config, checks that the config survives a JSON round trip and that the
 analyzer selects something in the series (the tiny bundled one by default), caches what it needs on that series'
-last checkpoint (every seed of it for a seeds-scope analyzer), checks that its hooks exist on the model, runs the
+last checkpoint (every seed of it for a seeds-scope analyzer; for a run-scope one, every seed at the run's last two
+steps, after the analyzers it reads have run there), checks that its hooks exist on the model, runs the
 unit twice from two fresh instances (the results must be equal: no hidden state, no unseeded randomness), saves
 the result and loads it back (equal again, and of the analyzer's own ``Result`` class), and summarizes it. Any
 failure raises ``AssertionError`` with the reason.
@@ -55,6 +56,14 @@ def check_analyzer(cls: type[Analyzer], work_dir: str | Path, series: Series | N
     last = max(r.step for r in chosen if r.run == run)
     refs = tuple(r for r in chosen if r.run == run and r.step == last)
     refs = refs if analyzer.scope is Scope.SEEDS else refs[:1]
+    upstream: dict = {}
+    if analyzer.scope is Scope.RUN:   # the run's last two shared steps, after the analyzers it reads ran on them
+        from interp.runner.plan import series_groups
+
+        group = next(g for g in series_groups(chosen) if g[0].run == run)
+        steps = sorted({r.step for r in group})[-2:]
+        refs = tuple(r for r in group if r.step in steps)
+        upstream = _upstream(analyzer, refs, ctx, work_dir / "upstream")
     try:
         needs = analyzer.needs(refs[0])
         needs = list(needs) if isinstance(needs, (list, tuple)) else [needs]
@@ -62,7 +71,7 @@ def check_analyzer(cls: type[Analyzer], work_dir: str | Path, series: Series | N
                     f"checkpoint {refs[0].id}")
         for ref in refs:
             ctx.ensure(ref, analyzer.needs(ref))
-        unit = Unit(cls.name, refs)
+        unit = Unit(cls.name, refs, upstream)
         first, second = analyzer.run(unit, ctx), cls(cls.config_from(cfg)).run(unit, ctx)
     finally:
         SLOT.clear()
@@ -74,3 +83,23 @@ def check_analyzer(cls: type[Analyzer], work_dir: str | Path, series: Series | N
     assert isinstance(summary, dict), f"{cls.name}: summarize returned {type(summary).__name__}, not a dict"
     json.dumps(summary)   # the summary is written as JSON
     return first
+
+
+def _upstream(analyzer: Analyzer, refs: tuple, ctx: Any, out: Path) -> dict:
+    """Run every analyzer ``analyzer`` reads on ``refs`` (its default config), save the results under ``out``, and
+    hand them back as the runner would (``Unit.upstream``)."""
+    from interp.analyzers import registry
+    from interp.results import save_result
+    from interp.runner.run import upstream_results
+
+    for name in analyzer.reads:
+        other = registry.get(name)()
+        units = ([(r,) for r in refs] if other.scope is Scope.CHECKPOINT else
+                 [tuple(r for r in refs if r.step == s) for s in sorted({r.step for r in refs})])
+        for unit_refs in units:
+            for ref in unit_refs:
+                ctx.ensure(ref, other.needs(ref))
+            result = other.run(Unit(name, unit_refs), ctx)
+            result.provenance["unit_key"] = f"check-{name}-{unit_refs[0].step}"
+            save_result(result, out)
+    return upstream_results(analyzer, refs, out)

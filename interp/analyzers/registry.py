@@ -25,6 +25,8 @@ BUILTIN: dict[str, tuple[str, str]] = {
                         "per-task neuron attribution, neuron shares, overlap between tasks, and ablation checks"),
     "universal-neurons": ("interp.analyzers.universal_neurons.analyzer:UniversalNeurons",
                           "cross-seed neuron correlations vs a random-rotation baseline; universal neurons per layer"),
+    "universal-lineage": ("interp.analyzers.universal_lineage.analyzer:UniversalLineage",
+                          "when each universal neuron locked in over training, and whether the seeds agree on when"),
     "grad-interference": ("interp.analyzers.grad_interference.analyzer:GradInterference",
                           "per-task gradient cosines, first-order interference and the task/non-task batch split"),
     "sae-manifold": ("interp.analyzers.sae_manifold.analyzer:SAEManifold",

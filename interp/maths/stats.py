@@ -234,3 +234,44 @@ class StreamingCorrelation:
         if self.n == 0:
             raise ValueError("no data was streamed")
         return pearson(self.n, self.x.s, self.y.s, self.x.variance_sums(), self.y.variance_sums(), self.xy.sxy)
+
+
+class PairSums:
+    """Pearson correlations of ``n_pairs`` chosen column pairs (x[:, k], y[:, k]) over a stream of tokens, kept per
+    token block so that a bootstrap can resample the blocks (``correlation(weights)``).
+
+    The caller gathers the pairs' columns side by side; sums are float64 of values shifted by the first chunk's
+    means (accurate when a neuron's mean is large against its spread, as for ``StreamingCorrelation``). Memory:
+    6 x ``n_blocks`` x ``n_pairs`` float64, whatever the number of tokens."""
+
+    def __init__(self, n_pairs: int, n_blocks: int = 1, device: str | torch.device = "cpu", rows: int = 1024):
+        self.sums = torch.zeros(n_blocks, 6, n_pairs, dtype=torch.float64, device=device)   # n sx sy sxx syy sxy
+        self.shift: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.rows = rows   # tokens widened to float64 at once (bounds the temporaries: rows x n_pairs x 8 bytes)
+
+    def add(self, x: Float[torch.Tensor, "token pair"], y: Float[torch.Tensor, "token pair"], block: int = 0) -> None:
+        if x.shape != y.shape:
+            raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+        for start in range(0, x.shape[0], self.rows):
+            xs, ys = x[start:start + self.rows].double(), y[start:start + self.rows].double()
+            if self.shift is None:
+                self.shift = (xs.mean(0), ys.mean(0))
+            xs, ys = xs - self.shift[0], ys - self.shift[1]
+            s = self.sums[block]
+            s[0] += len(xs)
+            s[1] += xs.sum(0)
+            s[2] += ys.sum(0)
+            s[3] += (xs * xs).sum(0)
+            s[4] += (ys * ys).sum(0)
+            s[5] += (xs * ys).sum(0)
+
+    def correlation(self, weights: Float[torch.Tensor, "draw block"] | None = None
+                    ) -> Float[torch.Tensor, "... pair"]:
+        """r per pair over every token ([pair]), or per row of ``weights`` (how many times each block is drawn:
+        [draw, pair]). A pair with a constant side has r = 0, not NaN."""
+        s = self.sums.sum(0) if weights is None else torch.einsum("rb,bkp->rkp", weights.to(self.sums), self.sums)
+        n, sx, sy, sxx, syy, sxy = s.unbind(-2)
+        n = n.clamp_min(1)
+        cov, vx, vy = sxy - sx * sy / n, (sxx - sx * sx / n).clamp_min(0), (syy - sy * sy / n).clamp_min(0)
+        denom = (vx * vy).sqrt()
+        return torch.where(denom > 0, cov / torch.where(denom > 0, denom, 1.0), 0.0).clamp(-1, 1)

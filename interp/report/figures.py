@@ -77,9 +77,18 @@ class Line(Spec):
     label: str = ""            # extra hover text: a frequency, a latent
     faint: bool = False        # context drawn grey and behind (e.g. frequencies that did not survive)
     points: bool = False       # markers only, no line through them (e.g. estimates flagged as unreliable)
+    # an interval around y, drawn as a shaded band (e.g. a bootstrap interval): one bound per x, or none
+    lo: list[float | None] | None = None
+    hi: list[float | None] | None = None
 
     def __post_init__(self) -> None:
         self.x, self.y = _nums(self.x), _nums(self.y)
+        if (self.lo is None) != (self.hi is None):
+            raise ValueError("a Line's band needs both lo and hi")
+        if self.lo is not None:
+            self.lo, self.hi = _nums(self.lo), _nums(self.hi)
+            if not len(self.lo) == len(self.hi) == len(self.x):
+                raise ValueError("a Line's lo and hi must have one value per x")
 
 
 @dataclass

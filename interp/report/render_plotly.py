@@ -92,8 +92,12 @@ def _lines(fig: F.Lines, run_colors: dict[str, str]) -> dict:
     where = log_positions(xs) if fig.log_x else {x: x for x in xs if x is not None}
     colors = color_map([l.group for l in fig.lines if not l.faint], run_colors)
     shown: set[str] = set()
-    data = [_line_trace(fig, l, refs[panels.index(l.panel)], where, colors, shown)
-            for l in sorted(fig.lines, key=lambda l: (not l.faint, l.seed is None))]
+    data = []
+    for l in sorted(fig.lines, key=lambda l: (not l.faint, l.seed is None)):
+        ref = refs[panels.index(l.panel)]
+        if l.lo is not None:
+            data += _band(l, ref, where, FAINT if l.faint else colors[l.group])
+        data.append(_line_trace(fig, l, ref, where, colors, shown))
     vals, texts = log_ticks(xs, where) if fig.log_x else ([], [])
     for xr, _ in refs:
         ax = layout["xaxis" + xr[1:]]
@@ -136,6 +140,14 @@ def _line_trace(fig: F.Lines, l: F.Line, ref: tuple[str, str], where: dict, colo
             "marker": {"size": 8 if l.points else (6 if mean and not l.faint else 3), "color": color,
                        "symbol": "x" if l.points else "circle"},
             "hovertemplate": hover + "<extra></extra>", "connectgaps": False}
+
+
+def _band(l: F.Line, ref: tuple[str, str], where: dict, color: str) -> list[dict]:
+    """The shaded interval of a line: its lower bound, then its upper bound filled down to it."""
+    common = {"type": "scatter", "mode": "lines", "x": [where.get(x) for x in l.x], "xaxis": ref[0],
+              "yaxis": ref[1], "line": {"width": 0, "color": color}, "hoverinfo": "skip", "showlegend": False,
+              "legendgroup": l.group}
+    return [{**common, "y": l.lo}, {**common, "y": l.hi, "fill": "tonexty", "fillcolor": color, "opacity": 0.2}]
 
 
 def _has_mean(fig: F.Lines, group: str) -> bool:

@@ -56,6 +56,9 @@ def _lines(fig: F.Lines, axes, mfig, run_colors) -> None:
         color = FAINT if l.faint else colors[l.group]
         x = [where.get(v, float("nan")) if v is not None else float("nan") for v in l.x]
         y = [float("nan") if v is None else v for v in l.y]
+        if l.lo is not None:
+            ax.fill_between(x, [float("nan") if v is None else v for v in l.lo],
+                            [float("nan") if v is None else v for v in l.hi], color=color, alpha=0.18, lw=0, zorder=0)
         (h,) = ax.plot(x, y, color=color, lw=0.8 if l.faint else (2.4 if mean else 0.9),
                        alpha=1.0 if mean or l.faint else 0.45,
                        marker="x" if l.points else ("o" if len(x) <= 16 else None), ls="none" if l.points else "-",

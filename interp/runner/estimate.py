@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from interp.runner.plan import Plan
 
 ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2}
+# bytes of an activation file beyond its numbers (HDF5 superblock, chunk index, interp's provenance attributes):
+# measured 9,656 on every cache file of a tiny series, where it is most of the file
+FILE_OVERHEAD = 9656
 
 
 @dataclass
@@ -77,7 +80,8 @@ def estimate(plan: Plan, ctx: Context, storage_dtype: str) -> dict[str, Estimate
     for (ref_id, on), hooks in union.items():
         ref = refs[ref_id]
         tokens = _tokens(ctx, ref, on)
-        total.disk_bytes += sum(tokens * hook_width(h, ref.model) * (4 if grad else size) for h, grad in hooks)
+        total.disk_bytes += sum(tokens * hook_width(h, ref.model) * (4 if grad else size) + FILE_OVERHEAD
+                                for h, grad in hooks)
     out["TOTAL"] = total
     return out
 
@@ -97,19 +101,12 @@ def _cost(e: Estimate, analyzer: Any, job: Any, refs: tuple, ctx: Context, size:
                 continue
             tokens = _tokens(ctx, ref, needs.on)
             hooks = {(h, False) for h in needs.hooks + needs.grad_hooks} | {(h, True) for h in needs.grad_hooks}
-            e.disk_bytes += sum(tokens * hook_width(h, ref.model) * (4 if g else size) for h, g in hooks)
+            e.disk_bytes += sum(tokens * hook_width(h, ref.model) * (4 if g else size) + FILE_OVERHEAD
+                                for h, g in hooks)
             e.flops += tokens * 2 * p * (3 if needs.grad_hooks else 1)
             union[(ref.id, needs.on)] |= hooks
     tokens = _tokens(ctx, refs[0], "prompts") if "prompts" in have else 0
-    if getattr(analyzer, "streams", False):          # a lockstep pass: every seed's model, every token
-        n, layers, d_mlp = len(refs), int(model.get("n_layers", 0)), hook_width("blocks.0.mlp.hook_post", model)
-        sums = n * (n - 1) // 2 * layers * layers * 8 * d_mlp * d_mlp          # every block's float64 cross sums
-        passes = max(1, -(-sums // int(analyzer.config.memory_gb * 2**30)))
-        e.flops += passes * n * 2 * p * tokens
-        e.peak_bytes = max(e.peak_bytes, n * model_bytes + min(sums, int(analyzer.config.memory_gb * 2**30)))
-    elif analyzer.name == "neuron-stats" and not tapped:
-        e.flops += 2 * p * tokens
-    e.peak_bytes = max(e.peak_bytes, model_bytes + 4 * ctx.settings.cache.batch_tokens * int(model.get("d_vocab", 0)))
-    if analyzer.name == "stages" and getattr(analyzer.config, "llc", False):
-        c = analyzer.config
-        e.flops += c.n_chains * (c.n_burnin + c.n_draws) * 6 * p * c.batch_tokens
+    flops, peak = analyzer.own_work(refs, tokens, p, tapped)
+    e.flops += flops
+    e.peak_bytes = max(e.peak_bytes, peak, model_bytes + 4 * ctx.settings.cache.batch_tokens *
+                       int(model.get("d_vocab", 0)))

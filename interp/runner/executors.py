@@ -152,6 +152,24 @@ def _worker_env(env: dict[str, str]) -> None:
 
     for key, value in env.items():
         os.environ.setdefault(key, value)
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker when the process that started it dies: a run killed outright (SIGKILL, the
+    OOM killer) must not leave workers computing, and writing results, behind it. Elsewhere a worker notices at its
+    next job."""
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def executor_for(options: Any, progress: bool = True) -> Executor:

@@ -1,9 +1,10 @@
 """Planning: which (analyzer, checkpoints) units a run has, grouped into jobs, checked before anything is computed.
 
 A ``Job`` is a picklable unit of scheduling: some checkpoints and the analyzers to run on them once their
-activations are cached. Jobs come in two stages, run in order: one job per checkpoint (every checkpoint-scope
+activations are cached. Jobs come in three stages, run in order: one job per checkpoint (every checkpoint-scope
 analyzer that selected it), then one per seed group (every seeds-scope analyzer that selected all of the group's
-checkpoints). ``Plan.verified`` checks the bytes of every planned checkpoint, once, before the first job runs.
+checkpoints), then one per run's series (run-scope analyzers, which may read what the earlier stages saved).
+``Plan.verified`` checks the bytes of every planned checkpoint, once, before the first job runs.
 """
 
 from __future__ import annotations
@@ -42,11 +43,11 @@ class Job:
 class Plan:
     """The stages of jobs of one ``analyze`` call."""
 
-    stages: tuple[tuple[Job, ...], tuple[Job, ...]]
+    stages: tuple[tuple[Job, ...], tuple[Job, ...], tuple[Job, ...]]
     # per analyzer, the inputs it needs that no selected checkpoint offers (why it has nothing to do)
     missing: dict[str, list[str]] = field(default_factory=dict, compare=False)
 
-    STAGE_NAMES = ("checkpoints", "seed groups")
+    STAGE_NAMES = ("checkpoints", "seed groups", "series")
 
     @property
     def refs(self) -> list[CheckpointRef]:
@@ -102,8 +103,9 @@ def missing_inputs(refs: list[CheckpointRef], analyzer: Analyzer, available: dic
 
 def plan(refs: list[CheckpointRef], analyzers: list[Analyzer], options: RunOptions,
          available: dict[str, set[str]] | None = None) -> Plan:
-    """One job per checkpoint, then one per seed group of two or more seeds. ``available``: the inputs each
-    checkpoint offers (``Context.available``; default: the evaluation prompts only)."""
+    """One job per checkpoint, then one per seed group of two or more seeds, then one per run whose seeds share
+    two or more steps. ``available``: the inputs each checkpoint offers (``Context.available``; default: the
+    evaluation prompts only)."""
     available = available or {r.id: {"prompts"} for r in refs}
     chosen = {a.name: {r.id for r in selection(refs, a, available)} for a in analyzers}
     checkpoint_jobs = []
@@ -121,8 +123,28 @@ def plan(refs: list[CheckpointRef], analyzers: list[Analyzer], options: RunOptio
         if len(group) >= 2 and mine:
             seed_jobs.append(Job(tuple(group), mine, Scope.SEEDS, options))
     checkpoint_jobs, seed_jobs = share_passes(checkpoint_jobs, seed_jobs, chosen)
+    run_jobs = []
+    for group in series_groups(refs):
+        mine = tuple(a for a in analyzers if a.scope is Scope.RUN and all(r.id in chosen[a.name] for r in group))
+        if mine:
+            run_jobs.append(Job(tuple(group), mine, Scope.RUN, options))
     missing = {a.name: missing_inputs(refs, a, available) for a in analyzers}
-    return Plan((tuple(checkpoint_jobs), tuple(seed_jobs)), {n: m for n, m in missing.items() if m})
+    return Plan((tuple(checkpoint_jobs), tuple(seed_jobs), tuple(run_jobs)), {n: m for n, m in missing.items() if m})
+
+
+def series_groups(refs: list[CheckpointRef]) -> list[list[CheckpointRef]]:
+    """Per run: the checkpoints of the seeds present at its last step, at every step all of them have (by step,
+    then seed); a run with fewer than two such seeds or steps has none."""
+    by_run: dict[str, dict[int, dict[int, CheckpointRef]]] = {}
+    for r in refs:
+        by_run.setdefault(r.run, {}).setdefault(r.step, {})[r.seed] = r
+    out = []
+    for _, steps in sorted(by_run.items()):
+        seeds = set(steps[max(steps)])
+        shared = [s for s in sorted(steps) if seeds <= set(steps[s])]
+        if len(seeds) >= 2 and len(shared) >= 2:
+            out.append([steps[s][seed] for s in shared for seed in sorted(seeds)])
+    return out
 
 
 def share_passes(checkpoint_jobs: list[Job], seed_jobs: list[Job], chosen: dict[str, set[str]]

@@ -17,7 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 from interp.analyzers.base import Analyzer, Scope, Unit
 from interp.errors import PromptError
-from interp.results import SCHEMA_VERSION, Result, is_complete, load_result, load_results, save_result, unit_paths
+from interp.results import (
+    SCHEMA_VERSION,
+    Result,
+    is_complete,
+    load_result,
+    load_results,
+    save_result,
+    unit_id,
+    unit_paths,
+)
 from interp.runner.context import Context, Needs
 from interp.trust import atomic
 
@@ -62,10 +71,11 @@ def read_inputs(analyzer: Analyzer, ref: CheckpointRef, ctx: Context) -> dict[st
     return out
 
 
-def unit_key(analyzer: Analyzer, refs: tuple[CheckpointRef, ...], ctx: Context) -> str:
+def unit_key(analyzer: Analyzer, refs: tuple[CheckpointRef, ...], ctx: Context,
+             upstream: dict[str, dict[str, Result]] | None = None) -> str:
     """Everything a unit's result depends on: weights (sha256), config, method version, the inputs it reads (the
-    evaluation prompts, a task file, a concepts file), cache settings and processing, and any other file the
-    analyzer reads."""
+    evaluation prompts, a task file, a concepts file), cache settings and processing, any other file the
+    analyzer reads, and the keys of the other analyzers' results it reads (``upstream``)."""
     s = ctx.settings
     digests = read_inputs(analyzer, refs[0], ctx)
     parts = {"schema": SCHEMA_VERSION, "analyzer": analyzer.name, "version": analyzer.version,
@@ -77,6 +87,9 @@ def unit_key(analyzer: Analyzer, refs: tuple[CheckpointRef, ...], ctx: Context) 
         parts["sets"] = digests
     if inputs := analyzer.input_digests():
         parts["inputs"] = inputs
+    if upstream:
+        parts["reads"] = {name: sorted((uid, r.provenance.get("unit_key")) for uid, r in found.items())
+                          for name, found in sorted(upstream.items())}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -98,7 +111,10 @@ def run_job(job: Job, progress: Any = None) -> list[UnitOutcome]:
                                          for a in job.analyzers for r in job.refs}) != len(job.analyzers):
         raise PromptError(f"the seeds of run {job.refs[0].run!r} at step {job.refs[0].step} were given different "
                           f"prompts; a cross-seed analysis compares activations on identical prompts")
-    units = [(a, Unit(a.name, job.refs), unit_key(a, job.refs, ctx)) for a in job.analyzers]
+    units = []
+    for a in job.analyzers:
+        upstream = upstream_results(a, job.refs, opts.out_dir)
+        units.append((a, Unit(a.name, job.refs, upstream), unit_key(a, job.refs, ctx, upstream)))
     riders = [(a, Unit(a.name, (r,)), unit_key(a, (r,), ctx)) for a in job.tapped for r in job.refs]
     pending = [(a, u, k) for a, u, k in units if not is_complete(opts.out_dir, a.name, u.id, key=k)]
     waiting = [(a, u, k) for a, u, k in riders if not is_complete(opts.out_dir, a.name, u.id, key=k)]
@@ -124,6 +140,24 @@ def run_job(job: Job, progress: Any = None) -> list[UnitOutcome]:
         ctx.drop_taps()
     ran = {id(u) for _, u, _ in pending + waiting}
     return [UnitOutcome(a.name, u.id, k, id(u) in ran) for a, u, k in units + riders]
+
+
+def upstream_results(analyzer: Analyzer, refs: tuple[CheckpointRef, ...], out_dir: Path
+                     ) -> dict[str, dict[str, Result]]:
+    """{name: {unit id: Result}} of each analyzer in ``analyzer.reads`` over ``refs``: the complete units an earlier
+    stage saved (each file's hash checked on loading, as every result file is)."""
+    from interp.analyzers import registry
+
+    out: dict[str, dict[str, Result]] = {}
+    for name in analyzer.reads:
+        cls = registry.get(name)
+        if cls.scope is Scope.CHECKPOINT:
+            ids = [r.id for r in refs]
+        else:
+            ids = sorted({unit_id(r.run, r.step) for r in refs})
+        out[name] = {uid: load_result(unit_paths(out_dir, name, uid)[1], cls.Result) for uid in ids
+                     if is_complete(out_dir, name, uid)}
+    return out
 
 
 def _run_unit(analyzer: Analyzer, unit: Unit, key: str, ctx: Context, opts: RunOptions, progress: Any,

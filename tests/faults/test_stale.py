@@ -12,7 +12,8 @@ from tests.helpers import edit_manifest, one_checkpoint
 
 
 def _opts(out, **kw):
-    return interp.RunOptions(out_dir=out, progress=False, **kw)
+    # one process: a test that patches a class (a method version) must run the units where the patch is
+    return interp.RunOptions(out_dir=out, progress=False, workers=1, **kw)
 
 
 def test_replaced_weights_with_an_updated_hash_are_recomputed(series, tmp_path, tiny_series_dir):
@@ -36,8 +37,10 @@ def test_replaced_weights_with_an_updated_hash_are_recomputed(series, tmp_path, 
 def test_a_cache_in_another_storage_dtype_is_not_reused(series, tmp_path):
     out = tmp_path / "o"
     settings = {"task-allocation": {"check_neurons": 4, "controls": 0}}
-    interp.analyze(series, ["task-allocation"], settings, options=_opts(out, storage_dtype="float16"))
-    r = interp.analyze(series, ["task-allocation"], settings, options=_opts(out, storage_dtype="float32"))
+    interp.analyze(series, ["task-allocation"], settings, options=_opts(out, storage_dtype="float16",
+                                                                                  keep_cache=True))
+    r = interp.analyze(series, ["task-allocation"], settings, options=_opts(out, storage_dtype="float32",
+                                                                            keep_cache=True))
     assert r.ran == 8, "results from a float16 cache may not stand in for float32 ones"
     h5s = {p.name for p in (out / "cache").rglob("*.h5")}
     dtypes = set()

@@ -16,7 +16,8 @@ from tests.helpers import cli, no_partial_files, no_traceback
 
 
 def _opts(out, **kw):
-    return interp.RunOptions(out_dir=out, progress=False, **kw)
+    # in this process: the faults are injected here, by patching interp's writes
+    return interp.RunOptions(out_dir=out, progress=False, workers=1, **kw)
 
 
 def _count_writes(monkeypatch, fn):

@@ -137,7 +137,7 @@ def test_three_families_analysed_from_text(series_root, tmp_path):
     assert summaries["neuron-stats"]["units"] == 14 and summaries["stages"]["units"] == 14
     assert summaries["universal-neurons"]["units"] == 3 + 2 + 2          # one per (run, step) seed group
     assert "--tasks FILE" in summaries["task-allocation"]["skipped"]   # names the flag that would supply it
-    assert "modular_addition" in summaries["fourier-competition"]["skipped"]
+    assert "--concepts FILE" in summaries["fourier-competition"]["skipped"]
     assert "task-allocation: skipped" in r.output
     unit = json.loads((out / "neuron-stats" / "pythia-mini" / "seed1" / "step2.json").read_text())
     assert unit["provenance"]["checkpoints"][0]["revision"] == "step2"

@@ -74,7 +74,7 @@ def test_task_accuracy_and_attribution_agree_with_transformers(analysed):
 
     handles = [blk.mlp.act.register_forward_hook(keep(i)) for i, blk in enumerate(model.gpt_neox.layers)]
     try:
-        for t, task in enumerate(r.tasks):
+        for t, task in enumerate(r.scalars["tasks"]):
             attr, hits = np.zeros((len(handles), model.config.intermediate_size)), []
             pairs = _encoded(snap, task)
             for prompt, answer in pairs:
@@ -117,7 +117,7 @@ def test_task_gradient_cosines_agree_with_torch_autograd(analysed):
             (-sum(lp[len(prompt) - 1 + j, answer[j]] for j in range(len(answer))) / n_tok).backward()
         grads.append(torch.cat([p.grad.reshape(-1).double() for p in model.parameters()]).numpy())
     expected = grads[0] @ grads[1] / np.linalg.norm(grads[0]) / np.linalg.norm(grads[1])
-    i, j = r.tasks.index("cmp"), r.tasks.index("add")
+    i, j = r.scalars["tasks"].index("cmp"), r.scalars["tasks"].index("add")
     assert r.arrays["cosine"][i, j] == pytest.approx(expected, abs=2e-4)
 
 

@@ -32,7 +32,8 @@ LEVELS: tuple[tuple[str, ...], ...] = (
     ("interp.runner.context", "interp.report"),                           # what an analyzer sees; figure specs
     ("interp.analyzers",),
     # the trainer writes checkpoints and manifests, so it sits above them though it lives with the toy world
-    ("interp.runner", "interp.toys.training"),
+    # the contract check plans and runs units as the runner does
+    ("interp.runner", "interp.toys.training", "interp.analyzers.checks"),
     ("interp.api", "interp.cli"),                                         # the public front
 )
 

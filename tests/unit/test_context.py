@@ -22,7 +22,8 @@ def test_token_file_is_hashed_once_per_analyze(tiny_series_dir, tmp_path, monkey
         return real(arrays, names, extra)
 
     monkeypatch.setattr(prompt_set, "content_digest", counting)
-    opts = interp.RunOptions(out_dir=tmp_path / "out", progress=False, prompts=PromptSource(tokens_file=tokens))
+    opts = interp.RunOptions(out_dir=tmp_path / "out", progress=False, prompts=PromptSource(tokens_file=tokens),
+                             workers=1)   # in this process, where the calls are counted
     report = interp.analyze(tiny_series_dir, ["neuron-stats", "stages"], {"stages": {"llc": False}}, opts)
     assert report.ran == 16   # 2 analyzers x 2 seeds x 4 steps, all on the token file
     assert calls.count((300, 3)) == 1, "the token file must be hashed exactly once"   # (the tasks: their own)
@@ -37,7 +38,7 @@ def test_prompts_are_built_once_per_run_and_prompt_set(tiny_series_dir, tmp_path
         return real(self, ref, work_dir)
 
     monkeypatch.setattr(prompts_module.PromptSource, "build", counting)
-    opts = interp.RunOptions(out_dir=tmp_path / "out", progress=False)
+    opts = interp.RunOptions(out_dir=tmp_path / "out", progress=False, workers=1)
     report = interp.analyze(tiny_series_dir, ["neuron-stats", "stages"], {"stages": {"n_draws": 2, "n_burnin": 1}},
                             opts)
     assert report.ran == 16

@@ -29,7 +29,7 @@ def test_the_estimate_of_bytes_written_is_within_ten_percent(tiny_series_dir, tm
 def test_a_disk_budget_refuses_the_run_before_it_starts(tiny_series_dir, tmp_path):
     out = tmp_path / "o"
     with pytest.raises(ConfigError, match="more than --disk-budget"):
-        interp.analyze(tiny_series_dir, ["task-allocation"], SETTINGS,
+        interp.analyze(tiny_series_dir, ["task-allocation"], {"task-allocation": SETTINGS["task-allocation"]},
                        interp.RunOptions(out_dir=out, progress=False, disk_budget_gb=1e-9))
     assert not (out / "task-allocation").exists()
 

@@ -92,8 +92,8 @@ def test_headline_rows_print_mean_spread_and_seed_count():
     # the sample standard deviation (n - 1) over seeds: the population one (0.04) understates it
     assert H.format_value(row) == "0.53 ± 0.05 (3 seeds)"
     assert H.format_row(row) == ("narrow: rare-task accuracy", "0.53 ± 0.05 (3 seeds)")
-    assert H.format_value(H.seeds("r", "onset", {0: 14.0, 1: None, 2: 16.0}, 1)) == "15.0 ± 1.0 (2 of 3 seeds)"
-    assert H.format_value(H.seeds("r", "x", {0: 0.1, 1: 0.3}, 2, value=0.25)) == "0.25 ± 0.10 (2 seeds)"
+    assert H.format_value(H.seeds("r", "onset", {0: 14.0, 1: None, 2: 16.0}, 1)) == "15.0 ± 1.4 (2 of 3 seeds)"
+    assert H.format_value(H.seeds("r", "x", {0: 0.1, 1: 0.3}, 2, value=0.25)) == "0.25 ± 0.14 (2 seeds)"
     assert H.format_value(H.single("r", "auroc", 0.70912, 3, "pooled")) == "0.709; pooled"
     assert H.format_value(H.text("r", "kinds", "tiling x2")) == "tiling x2"
 

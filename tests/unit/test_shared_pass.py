@@ -20,14 +20,14 @@ def test_neuron_stats_rides_the_lockstep_pass(tiny_series_dir, tmp_path, monkeyp
     monkeypatch.setattr(lockstep, "stream", counting)
     names = ["neuron-stats", "universal-neurons"]
     both = interp.analyze(tiny_series_dir, names, options=interp.RunOptions(out_dir=tmp_path / "both",
-                                                                            progress=False))
+                                                                            progress=False, workers=1))
     assert both.ran == 8 + 4          # 2 seeds x 4 steps of neuron-stats, 4 seed groups of universal-neurons
     # one pass per seed group, through both seeds' models at once: no pass of neuron-stats' own
     assert passes == [[0, 1]] * 4
     assert not list((tmp_path / "both" / "cache").rglob("*.h5"))   # neither analyzer cached an activation
     passes.clear()
     alone = interp.analyze(tiny_series_dir, ["neuron-stats"], options=interp.RunOptions(out_dir=tmp_path / "alone",
-                                                                                        progress=False))
+                                                                                        progress=False, workers=1))
     assert alone.ran == 8 and len(passes) == 8   # its own pass, one per checkpoint
     cls = registry.get("neuron-stats").Result
     a = {r.unit_id: r for r in load_results(tmp_path / "both", "neuron-stats", result_class=cls)}

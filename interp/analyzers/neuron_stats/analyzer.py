@@ -56,6 +56,9 @@ class NeuronStats(Analyzer):
     def needs(self, ref) -> Needs:
         return Needs()   # nothing cached: the pre-activations are consumed as the forward pass makes them
 
+    def own_work(self, refs, tokens: int, params: int, tapped: bool = False) -> tuple[float, int]:
+        return (0.0 if tapped else 2.0 * params * tokens), 4 * params   # a tap rides universal-neurons' pass
+
     def run(self, unit: Unit, ctx) -> NeuronStatsResult:
         from interp.activations.lockstep import stream
 

@@ -76,6 +76,12 @@ class Stages(Analyzer):
     def needs(self, ref) -> Needs:
         return Needs()
 
+    def own_work(self, refs, tokens: int, params: int, tapped: bool = False) -> tuple[float, int]:
+        """Its loss pass, and SGLD's forward and backward steps when the LLC is on."""
+        c = self.config
+        sgld = c.n_chains * (c.n_burnin + c.n_draws) * 6 * params * c.batch_tokens if c.llc else 0
+        return 2.0 * params * tokens + sgld, 4 * params * (3 if c.llc else 1)
+
     @deterministic()
     def run(self, unit: Unit, ctx) -> Result:
         (ref,) = unit.refs

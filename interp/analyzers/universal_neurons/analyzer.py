@@ -27,6 +27,7 @@ from functools import partial
 
 import numpy as np
 
+from interp.activations.positions import PositionFilter
 from interp.analyzers.base import Analyzer, Scope, Unit
 from interp.analyzers.universal_neurons import cross_seed
 from interp.checkpoints.hooks import act_name, mlp_hooks
@@ -72,7 +73,8 @@ class UniversalNeurons(Analyzer):
     Result = UniversalNeuronsResult
     version = 3   # text's first positions and special tokens left out
     scope = Scope.SEEDS
-    uses = ("neuron-stats",)   # the universal-vs-other table joins its per-neuron statistics
+    # the universal-vs-other tables join neuron-stats' per-neuron statistics and neuron-roles' roles
+    uses = ("neuron-stats", "neuron-roles")
     requires = "at least two seeds of a run at the same step (it correlates neurons across seeds)"
     question = "Which MLP neurons recur in every seed, more than a random rotation of the same activations would?"
 
@@ -83,6 +85,17 @@ class UniversalNeurons(Analyzer):
 
     def needs(self, ref) -> Needs:
         return Needs() if self.streams else Needs(hooks=mlp_hooks(ref.n_layers))
+
+    def own_work(self, refs, tokens: int, params: int, tapped: bool = False) -> tuple[float, int]:
+        """A lockstep pass per group of blocks whose float64 cross sums fit ``memory_gb``, every seed's model held."""
+        if not self.streams:
+            return 0.0, 0
+        n, model = len(refs), refs[0].model
+        layers, d_mlp = int(model.get("n_layers", 0)), int(model.get("d_mlp") or 4 * int(model.get("d_model", 0)))
+        sums = n * (n - 1) // 2 * layers * layers * 8 * d_mlp * d_mlp          # every block's float64 cross sums
+        budget = int(self.config.memory_gb * 2**30)
+        passes = max(1, -(-sums // budget))
+        return passes * n * 2.0 * params * tokens, n * 4 * params + min(sums, budget)
 
     def run(self, unit: Unit, ctx) -> UniversalNeuronsResult:
         if self.streams:
@@ -186,37 +199,6 @@ class LockstepChunks:
                     t.update(part, {h: acts[(s, h)] for h in t.hooks})
             m = self.keep.mask(part.start, part.stop) if self.keep is not None else None
             yield {(s, layer): masked(acts[(s, act_name("post", layer))], m) for s, layer in keys}
-
-
-@dataclass(frozen=True)
-class PositionFilter:
-    """Which token positions count (``PromptSet.statistics_mask``), picklable for a Dask worker: a memory-mapped
-    token file travels by its path, not its bytes."""
-
-    path: str | None
-    array: np.ndarray | None
-    window_start: bool
-    special_ids: tuple[int, ...]
-
-    @classmethod
-    def of(cls, prompts, keep_first: bool, keep_special: bool) -> PositionFilter | None:
-        """The filter of ``prompts``, or None when every position counts (a toy mixture: nothing to read)."""
-        start, special = prompts.window_start and not keep_first, () if keep_special else prompts.special_ids
-        if not start and not special:
-            return None
-        tokens = prompts.tokens
-        path = getattr(tokens, "filename", None)
-        return cls(str(path) if path else None, None if path else np.asarray(tokens), start, tuple(special))
-
-    def mask(self, start: int, stop: int) -> np.ndarray:
-        """[row, pos] bool for prompt rows ``start:stop``."""
-        tokens = np.load(self.path, mmap_mode="r")[start:stop] if self.path else self.array[start:stop]
-        keep = np.ones(tokens.shape, dtype=bool)
-        if self.window_start:
-            keep[:, 0] = False
-        if self.special_ids:
-            keep &= ~np.isin(tokens, np.asarray(self.special_ids))
-        return keep
 
 
 def stream_chunks(paths: dict[tuple[int, int], str], keys: set[tuple[int, int]], tokens: int,

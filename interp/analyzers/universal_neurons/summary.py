@@ -26,6 +26,10 @@ def summarize(results: list[Result], uses: dict[str, list[Result]]) -> dict:
     if joined:
         out["universal_vs_other"] = joined
         figures.append(join_figure(joined))
+    roles = join_roles(results, uses.get("neuron-roles", []))
+    if roles:
+        out["roles_by_universality"] = roles
+        figures.append(roles_figure(roles))
     out["figures"] = [f.to_json() for f in figures]
     out["headline"] = []
     for run, steps in grouped.items():
@@ -43,6 +47,13 @@ def summarize(results: list[Result], uses: dict[str, list[Result]]) -> dict:
                 out["headline"].append(H.text(run, f"{label}, universal vs other live neurons",
                                               f"{joined[run][key]['universal']:.3g} vs {joined[run][key]['other']:.3g}",
                                               note=f"{joined[run][key]['n_universal']} universal neurons"))
+        for role, cell in roles.get(run, {}).get("all layers", {}).items():
+            if cell["universal"] or cell["other"]:
+                out["headline"].append(H.text(
+                    run, f"{role} neurons among universal vs other neurons",
+                    f"{cell['universal_share']:.1%} vs {cell['other_share']:.1%}",
+                    note=f"{cell['universal']} of {cell['n_universal']} vs {cell['other']} of {cell['n_other']}; "
+                         f"Fisher's exact p = {cell['p_value']:.2g}"))
     return out
 
 
@@ -154,3 +165,57 @@ def join_neuron_stats(results: list[Result], stats: list[Result]) -> dict:
                             "other": float(np.median(other[k])), "n_universal": len(uni[k]),
                             "n_other": len(other[k]), "n_dead": n_dead} for k in JOIN_STATS}
     return out
+
+
+def join_roles(results: list[Result], roles: list[Result]) -> dict:
+    """Per run at its last step: each role's share among universal and among other neurons (every seed pooled),
+    over all layers and over the later half, with Fisher's exact test of the 2 x 2 table (the null: a role is as
+    common among universal neurons as among the rest). Gurnee et al. (arXiv 2401.12181) find universal neurons
+    over-represented among the prediction and suppression neurons of GPT-2's later layers."""
+    from scipy.stats import fisher_exact
+
+    by_id = {r.unit_id: r for r in roles}
+    out = {}
+    for run, steps in by_run_step(results).items():
+        res = steps[max(steps)][0]
+        per_seed = [by_id.get(unit_id(run, max(steps), seed)) for seed in res.scalars["seeds"]]
+        if any(r is None for r in per_seed):
+            continue
+        uni = res.arrays["universal"]                                      # [seed, layer, neuron]
+        n_layers = uni.shape[1]
+        roles_named = role_names(per_seed[0])
+        table = {}
+        for label, layers in (("all layers", range(n_layers)), (f"layers {n_layers // 2}-{n_layers - 1}",
+                                                                 range(n_layers // 2, n_layers))):
+            u = uni[:, list(layers)]
+            cells = {}
+            for role in roles_named:
+                flag = np.stack([r.arrays[f"is_{role}"] for r in per_seed])[:, list(layers)]
+                a, b = int((flag & u).sum()), int((flag & ~u).sum())
+                nu, no = int(u.sum()), int((~u).sum())
+                p = float(fisher_exact([[a, nu - a], [b, no - b]])[1]) if nu and no else None
+                cells[role] = {"universal": a, "other": b, "n_universal": nu, "n_other": no,
+                               "universal_share": a / nu if nu else 0.0, "other_share": b / no if no else 0.0,
+                               "p_value": p}
+            table[label] = cells
+        out[run] = table
+    return out
+
+
+def role_names(result: Result) -> list[str]:
+    """The roles a neuron-roles result flags, in its own order (its per-layer ``counts``): read from the result, so
+    that one analyzer does not import another."""
+    return list(result.scalars["counts"])
+
+
+def roles_figure(roles: dict) -> Bars:
+    panels = [BarGroup(f"{run}, {label}", list(cells),
+                       {"universal": [100 * c["universal_share"] for c in cells.values()],
+                        "other neurons": [100 * c["other_share"] for c in cells.values()]}, y_label="% of neurons")
+              for run, table in roles.items() for label, cells in table.items()]
+    return Bars("roles_by_universality", "Neuron roles among universal and other neurons, last step", panels=panels,
+                caption="The share of universal neurons (every seed) with each role from neuron-roles (read from the "
+                        "weights: prediction, suppression, partition, entropy, attention deactivation), against the "
+                        "share among the other neurons, over all layers and over the later half. The summary gives "
+                        "Fisher's exact p for each. Gurnee et al. (arXiv 2401.12181) find universal neurons over-"
+                        "represented among GPT-2's prediction and suppression neurons in later layers.")
