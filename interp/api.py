@@ -163,7 +163,7 @@ def analyze(source: str | Path | Series | None = None, analyzers: list[str] | No
             executor.close()
     report.cache_bytes, report.cache_kept = clean_cache(options)
     write_record(report, series, plan.refs, instances, options, device, command, started)
-    report.index = write_report(options.out_dir)
+    report.index = write_report(options.out_dir, workers=options.workers or 1)
     return report
 
 

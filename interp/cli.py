@@ -51,7 +51,8 @@ def run_options(args: argparse.Namespace) -> Any:
              "allow_pickle": args.allow_pickle or None, "nonfinite": args.nonfinite, "dask": args.dask or None,
              "dask_address": args.dask_address, "tasks": args.tasks, "concepts": args.concepts,
              "keep_cache": args.keep_cache or None, "disk_budget_gb": args.disk_budget,
-             "storage_dtype": args.storage_dtype, "threads": args.threads}
+             "storage_dtype": args.storage_dtype, "threads": args.threads,
+             "workers": args.workers}
     prompts = {"tokens_file": args.tokens, "tokenizer": args.tokenizer, "window": args.window,
                "max_tokens": args.max_tokens}
     if any(v is not None for v in prompts.values()):
@@ -126,8 +127,9 @@ def _print_headlines(summaries: dict, out_dir: Path) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from interp.report.build import write_report
+    from interp.runner.threads import usable_cores
 
-    index = write_report(args.results_dir, png=not args.no_png)
+    index = write_report(args.results_dir, png=not args.no_png, workers=min(4, usable_cores()))
     print(f"report written: {index} (open it in a browser; it needs no network)")
     return 0
 
@@ -240,7 +242,10 @@ def _analyze_parser(sub: Any, name: str = "analyze",
                    "remove the run's own cache folder, saying how much it held)")
     p.add_argument("--disk-budget", type=float, metavar="GB", help="refuse, before anything runs, a run whose "
                    "activation cache would exceed this")
-    p.add_argument("--threads", type=int, help="torch threads (default: the cores this process may use)")
+    p.add_argument("--threads", type=int, help="torch threads per process (default: the cores this process may use, "
+                                               "shared among the workers)")
+    p.add_argument("--workers", type=int, help="processes running jobs side by side on this machine (default: the "
+                                               "usable cores, at most 4, on a CPU; 1 on a GPU)")
     p.add_argument("--dry-run", action="store_true", help="print what the run would cost (as `interp plan`) and stop")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (it is off anyway when stderr is not "
                    "a terminal)")

@@ -236,41 +236,61 @@ class StreamingCorrelation:
         return pearson(self.n, self.x.s, self.y.s, self.x.variance_sums(), self.y.variance_sums(), self.xy.sxy)
 
 
-class PairSums:
-    """Pearson correlations of ``n_pairs`` chosen column pairs (x[:, k], y[:, k]) over a stream of tokens, kept per
-    token block so that a bootstrap can resample the blocks (``correlation(weights)``).
+class ColumnPairs:
+    """Pearson correlations of chosen column pairs between several inputs over a stream of tokens, per token block
+    (so that a bootstrap can resample the blocks).
 
-    The caller gathers the pairs' columns side by side; sums are float64 of values shifted by the first chunk's
-    means (accurate when a neuron's mean is large against its spread, as for ``StreamingCorrelation``). Memory:
-    6 x ``n_blocks`` x ``n_pairs`` float64, whatever the number of tokens."""
+    An input (a model's [token, unit] activations, by key) keeps its column sums once, shifted by its first rows'
+    means; a pair set ``name = (x key, y key, index)`` pairs column k of x with column ``index[k]`` of y (all of y's
+    columns in order when ``index`` is None) and keeps only its cross sums. Every pair that reads an input shares
+    its column sums: with n seeds, 2n(n-1) pair sets over n-2n inputs cost one product each per token, not five.
+    Products are float32 over at most ``rows`` tokens (about 1e-7 relative error, as ``StreamingCorrelation``'s
+    blocks), running sums float64. Memory: float64 sums per input and pair set, x ``n_blocks``; none per token."""
 
-    def __init__(self, n_pairs: int, n_blocks: int = 1, device: str | torch.device = "cpu", rows: int = 1024):
-        self.sums = torch.zeros(n_blocks, 6, n_pairs, dtype=torch.float64, device=device)   # n sx sy sxx syy sxy
-        self.shift: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.rows = rows   # tokens widened to float64 at once (bounds the temporaries: rows x n_pairs x 8 bytes)
+    def __init__(self, pairs: dict, n_blocks: int = 1, device: str | torch.device = "cpu", rows: int = 1024):
+        self.pairs, self.n_blocks, self.device, self.rows = pairs, n_blocks, device, rows
+        self.shift: dict = {}
+        self.cols: dict = {}     # key -> [block, 3, unit]: n, sum, sum of squares (shifted)
+        self.cross: dict = {}    # name -> [block, unit]
+        self.index = {k: None if idx is None else torch.as_tensor(idx, dtype=torch.long, device=device)
+                      for k, (_, _, idx) in pairs.items()}
 
-    def add(self, x: Float[torch.Tensor, "token pair"], y: Float[torch.Tensor, "token pair"], block: int = 0) -> None:
-        if x.shape != y.shape:
-            raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-        for start in range(0, x.shape[0], self.rows):
-            xs, ys = x[start:start + self.rows].double(), y[start:start + self.rows].double()
-            if self.shift is None:
-                self.shift = (xs.mean(0), ys.mean(0))
-            xs, ys = xs - self.shift[0], ys - self.shift[1]
-            s = self.sums[block]
-            s[0] += len(xs)
-            s[1] += xs.sum(0)
-            s[2] += ys.sum(0)
-            s[3] += (xs * xs).sum(0)
-            s[4] += (ys * ys).sum(0)
-            s[5] += (xs * ys).sum(0)
+    def add(self, acts: dict, block: int = 0) -> None:
+        """One batch: {key: [token, unit]} for (at least) every input the pairs read, the same tokens in each."""
+        keys = {k for x, y, _ in self.pairs.values() for k in (x, y)}
+        for start in range(0, len(next(iter(acts.values()))), self.rows):
+            shifted = {}
+            for k in keys:
+                x = acts[k][start:start + self.rows]
+                if k not in self.shift:
+                    self.shift[k] = x.double().mean(0)
+                    self.cols[k] = torch.zeros(self.n_blocks, 3, x.shape[1], dtype=torch.float64, device=x.device)
+                xs = shifted[k] = x - self.shift[k].to(x.dtype)
+                c = self.cols[k][block]
+                c[0] += len(xs)
+                c[1] += xs.sum(0).double()
+                c[2] += (xs * xs).sum(0).double()
+            for name, (x, y, _) in self.pairs.items():
+                ys = shifted[y] if self.index[name] is None else shifted[y][:, self.index[name]]
+                if name not in self.cross:
+                    self.cross[name] = torch.zeros(self.n_blocks, ys.shape[1], dtype=torch.float64, device=ys.device)
+                self.cross[name][block] += (shifted[x] * ys).sum(0).double()
 
-    def correlation(self, weights: Float[torch.Tensor, "draw block"] | None = None
-                    ) -> Float[torch.Tensor, "... pair"]:
-        """r per pair over every token ([pair]), or per row of ``weights`` (how many times each block is drawn:
-        [draw, pair]). A pair with a constant side has r = 0, not NaN."""
-        s = self.sums.sum(0) if weights is None else torch.einsum("rb,bkp->rkp", weights.to(self.sums), self.sums)
-        n, sx, sy, sxx, syy, sxy = s.unbind(-2)
+    def correlation(self, name, weights: Float[torch.Tensor, "draw block"] | None = None
+                    ) -> Float[torch.Tensor, "... unit"]:
+        """r of pair set ``name`` over every token ([unit]), or per row of ``weights`` (how many times each block
+        is drawn: [draw, unit]). A pair with a constant side has r = 0, not NaN."""
+        x, y, _ = self.pairs[name]
+        idx = self.index[name]
+
+        def total(t: torch.Tensor) -> torch.Tensor:
+            return t.sum(0) if weights is None else torch.einsum("rb,b...->r...", weights.to(t), t)
+
+        cx, cy, sxy = total(self.cols[x]), total(self.cols[y]), total(self.cross[name])
+        if idx is not None:
+            cy = cy[..., idx]
+        n, sx, sxx = cx.unbind(-2)
+        sy, syy = cy[..., 1, :], cy[..., 2, :]
         n = n.clamp_min(1)
         cov, vx, vy = sxy - sx * sy / n, (sxx - sx * sx / n).clamp_min(0), (syy - sy * sy / n).clamp_min(0)
         denom = (vx * vy).sqrt()

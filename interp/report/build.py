@@ -63,7 +63,8 @@ def parse_figures(name: str, summary: dict) -> tuple[list[F.Figure], list[str]]:
 
 
 def draw(out_dir: Path, name: str, specs: list[F.Figure], colors: dict[str, str], png: bool = True) -> list[Drawn]:
-    from interp.report import render_plotly, render_png
+    """The interactive plot of every spec that carries information (the PNGs: ``render_pngs``)."""
+    from interp.report import render_plotly
 
     out = []
     for spec in specs:
@@ -71,11 +72,31 @@ def draw(out_dir: Path, name: str, specs: list[F.Figure], colors: dict[str, str]
         if reason:
             out.append(Drawn(spec, reason=reason))
             continue
-        rel = f"{name}/{spec.name}.png"
-        if png:
-            render_png.render(spec, Path(out_dir) / rel, colors)
-        out.append(Drawn(spec, render_plotly.render(spec, colors), rel if png else None))
+        out.append(Drawn(spec, render_plotly.render(spec, colors), f"{name}/{spec.name}.png" if png else None))
     return out
+
+
+def render_pngs(out_dir: Path, drawn: list[Drawn], colors: dict[str, str], workers: int = 1) -> None:
+    """The static PNG of every drawn figure, on ``workers`` processes when there are enough figures to repay
+    starting them (matplotlib lays text out slowly: about half a second a figure, 30 s for the bundled report)."""
+    from interp.report import render_png
+
+    jobs = [(d.spec, Path(out_dir) / d.png, colors) for d in drawn if d.png]
+    if workers <= 1 or len(jobs) < 8:
+        for job in jobs:
+            render_png.render(*job)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(_render_one, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+
+
+def _render_one(job: tuple) -> None:
+    from interp.report import render_png
+
+    render_png.render(*job)
 
 
 def all_runs(summaries: dict[str, dict], record: dict | None) -> list[str]:
@@ -109,8 +130,9 @@ def write_plotly_js(out_dir: Path) -> Path:
     return atomic.write_bytes(target, data)
 
 
-def write_report(out_dir: str | Path, png: bool = True) -> Path:
-    """Write every page of the report over ``out_dir``; returns the index page's path."""
+def write_report(out_dir: str | Path, png: bool = True, workers: int = 1) -> Path:
+    """Write every page of the report over ``out_dir`` (the PNGs on ``workers`` processes); returns the index
+    page's path."""
     from interp.trust import atomic
 
     out_dir = Path(out_dir)
@@ -123,10 +145,13 @@ def write_report(out_dir: str | Path, png: bool = True) -> Path:
     colors = run_colors(all_runs(summaries, record))
     write_plotly_js(out_dir)
     nav = [("index.html", "overview")] + [(f"{n}.html", n) for n in summaries]
-    thumbs = {}
+    thumbs, pages = {}, {}
     for name, summary in summaries.items():
         specs, notes = parse_figures(name, summary)
-        drawn = draw(out_dir, name, specs, colors, png)
+        pages[name] = (draw(out_dir, name, specs, colors, png), notes)
+    render_pngs(out_dir, [d for drawn, _ in pages.values() for d in drawn], colors, workers)
+    for name, summary in summaries.items():
+        drawn, notes = pages[name]
         thumbs[name] = next((d.png for d in drawn if d.png), None)
         body = analyzer_body(name, {**summary, "report_notes": notes}, drawn, record, units_grid(out_dir, name))
         atomic.write_text(out_dir / f"{name}.html", page(f"{name} · interp results", body, nav, f"{name}.html",

@@ -91,15 +91,22 @@ class UniversalLineage(Analyzer):
         flat = {k: np.stack([u.arrays[k].reshape(n, n, n_layers * d) for u in upstream])
                 for k in ("best_match", "baseline_max", "max_corr")}                 # [step, seed, other, unit]
         flat["universal"] = np.stack([u.arrays["universal"].reshape(n, n_layers * d) for u in upstream])
-        corr = self._correlations(grid, steps, seeds, flat, threshold, unit.refs[0], ucfg, ctx)
+        # a run with no universal neuron at any step has no lineage to follow: no pass is run (at the bundled series'
+        # scale this halves the analyzer's cost), and the fraction's interval is left undrawn rather than guessed
+        idle = not flat["universal"].any()
+        corr = (self._nothing(len(steps), n, n_layers * d) if idle else
+                self._correlations(grid, steps, seeds, flat, threshold, unit.refs[0], ucfg, ctx))
         excess_final = L.excess(corr["final"], flat["baseline_max"])                 # [step, seed, unit]
         universal_last = flat["universal"][-1]
         lock_in = L.settled_index(excess_final > threshold)                          # [seed, unit]
         identity = L.settled_index(corr["self"] >= self.config.identity_min)
         lock_in[~universal_last], identity[~universal_last] = -1, -1
         frac = flat["universal"].reshape(len(steps), n, n_layers, d).mean(axis=(1, 3))   # [step, layer]
-        boot = corr["boot"].reshape(len(steps), self.config.bootstrap, n, n_layers, d).mean(axis=(2, 4))
-        lo, hi = L.percentile_interval(boot, self.config.confidence)                 # [step, layer]
+        if idle:
+            lo = hi = np.full(frac.shape, np.nan)
+        else:
+            boot = corr["boot"].reshape(len(steps), self.config.bootstrap, n, n_layers, d).mean(axis=(2, 4))
+            lo, hi = L.percentile_interval(boot, self.config.confidence)             # [step, layer]
         result = self.new_result(unit)
         result.add("steps", np.asarray(steps), ("step",))
         shape4, dims4 = (len(steps), n, n, n_layers, d), ("step", "seed", "other_seed", "layer", "neuron")
@@ -119,10 +126,17 @@ class UniversalLineage(Analyzer):
         counts = {k: L.index_counts(v, universal_last, n_layers, d, len(steps))
                   for k, v in (("lock_in_counts", lock_in), ("identity_counts", identity))}
         result.scalars.update(steps=steps, seeds=seeds, threshold=threshold, identity_min=self.config.identity_min,
+                              passes_run=not idle,
                               n_universal=int(universal_last.sum()), max_corr_gap=float(gap), **counts,
                               order=L.order_counts(lock_in, identity, universal_last),
                               **L.seed_agreement(lock_in, flat["best_match"][-1], universal_last))
         return result
+
+    @staticmethod
+    def _nothing(n_steps: int, n: int, units: int) -> dict[str, np.ndarray]:
+        """The correlations of a run that needs no pass: undefined (NaN), and no neuron settles."""
+        return {"final": np.full((n_steps, n, n, units), np.nan), "own": np.full((n_steps, n, n, units), np.nan),
+                "self": np.full((n_steps, n, units), np.nan)}
 
     def _correlations(self, grid: dict, steps: list[int], seeds: list[int], flat: dict, threshold: float, ref,
                       ucfg: dict, ctx: Context) -> dict[str, np.ndarray]:
@@ -141,56 +155,54 @@ class UniversalLineage(Analyzer):
             sums = self._step_sums(grid, step, steps[-1], seeds, flat["best_match"][-1], flat["best_match"][i],
                                    prompts, keep, ctx)
             draws = {}
-            for (kind, a, b), acc in sums.items():
+            for (kind, a, b), (acc, name) in sums.items():
+                r = acc.correlation(name).cpu().numpy()
                 if kind == "self":
-                    out["self"][i, a] = acc.correlation().cpu().numpy()
+                    out["self"][i, a] = r
                 else:
-                    out[kind][i, a, b] = acc.correlation().cpu().numpy()
+                    out[kind][i, a, b] = r
                 if kind == "own":
-                    draws[(a, b)] = acc.correlation(weights).cpu().numpy()          # [draw, unit]
+                    draws[(a, b)] = acc.correlation(name, weights).cpu().numpy()    # [draw, unit]
             out["boot"][i] = L.bootstrap_universal(draws, flat["baseline_max"][i], threshold, n)
         return out
 
     def _step_sums(self, grid: dict, step: int, last: int, seeds: list[int], final_partner: np.ndarray,
                    own_partner: np.ndarray, prompts, keep, ctx: Context) -> dict:
-        """{("final" | "own", a, b) or ("self", a, a): PairSums} over every token of ``prompts``, for step ``step``;
-        the models held together when they fit, else the pairs each statistic needs, two at a time."""
+        """{("final" | "own", a, b) or ("self", a, a): (ColumnPairs, name)} over every token of ``prompts``, for step
+        ``step``; the models held together when they fit, else the pairs each statistic needs, two at a time. At
+        the last step the final partners are the step's own, so "final" is not computed twice."""
         from interp.activations.lockstep import ModelGroup
-        from interp.maths.stats import PairSums
+        from interp.maths.stats import ColumnPairs
 
         n, c = len(seeds), self.config
-        want = {("final", a, b): ((a, step), (b, step)) for a in range(n) for b in range(n) if a != b}
-        want |= {("own", a, b): ((a, step), (b, step)) for a in range(n) for b in range(n) if a != b}
+        want = {("own", a, b): ((a, step), (b, step), own_partner[a, b]) for a in range(n) for b in range(n) if a != b}
         if step != last:
-            want |= {("self", a, a): ((a, step), (a, last)) for a in range(n)}
-        keys = sorted({k for pair in want.values() for k in pair})
+            want |= {("final", a, b): ((a, step), (b, step), final_partner[a, b])
+                     for a in range(n) for b in range(n) if a != b}
+            want |= {("self", a, a): ((a, step), (a, last), None) for a in range(n)}
+        keys = sorted({k for x, y, _ in want.values() for k in (x, y)})
         size = max(2 * (grid[k].size or 0) for k in keys)   # a float16 file doubles in float32
-        groups = [keys] if ModelGroup.fits(size, len(keys), ctx.device) else sorted({tuple(sorted(set(p)))
-                                                                                        for p in want.values()})
-        sums: dict = {}
+        groups = [keys] if ModelGroup.fits(size, len(keys), ctx.device) else sorted({tuple(sorted({x, y}))
+                                                                                        for x, y, _ in want.values()})
+        out: dict = {}
         for members in groups:
-            todo = {w: p for w, p in want.items() if w not in sums and set(p) <= set(members)}
+            todo = {w: p for w, p in want.items() if w not in out and {p[0], p[1]} <= set(members)}
             if not todo:
                 continue
             group = ModelGroup([grid[k] for k in members], ctx.device, ctx.settings.allow_pickle,
                                ctx.settings.cache.nonfinite)
             try:
                 models = {k: group[grid[k].id] for k in members}
-                n_layers = models[members[0]].cfg.n_layers
-                for w in todo:
-                    sums[w] = PairSums(final_partner.shape[-1], c.blocks if w[0] == "own" else 1, ctx.device)
-                index = {("final", a, b): final_partner[a, b] for a in range(n) for b in range(n) if a != b}
-                index |= {("own", a, b): own_partner[a, b] for a in range(n) for b in range(n) if a != b}
-                for block, acts in block_stream(models, prompts, ctx.batch_rows(prompts), n_layers, keep,
-                                                c.blocks, ctx.device):
-                    for w, (x_key, y_key) in todo.items():
-                        x, y = acts[x_key], acts[y_key]
-                        if w[0] != "self":
-                            y = y[:, L.as_index(index[w], y.device)]
-                        sums[w].add(x, y, block if w[0] == "own" else 0)
+                sums = ColumnPairs(todo, c.blocks, ctx.device)
+                for block, acts in block_stream(models, prompts, ctx.batch_rows(prompts),
+                                                models[members[0]].cfg.n_layers, keep, c.blocks, ctx.device):
+                    sums.add(acts, block)
             finally:
                 group.close()
-        return sums
+            out |= {w: (sums, w) for w in todo}
+        if step == last:
+            out |= {("final", a, b): out[("own", a, b)] for a in range(n) for b in range(n) if a != b}
+        return out
 
 
 def upstream_per_step(unit: Unit, steps: list[int]) -> list:

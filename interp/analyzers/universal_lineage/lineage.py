@@ -14,8 +14,13 @@ import numpy as np
 
 def excess(corr: np.ndarray, baseline: np.ndarray) -> np.ndarray:
     """[step, seed, unit]: mean over the other seeds of ``corr`` minus that of ``baseline`` (each [step, seed,
-    other_seed, unit], NaN on the diagonal), the definition ``universal-neurons`` thresholds."""
-    return np.nanmean(corr, axis=2) - np.nanmean(baseline, axis=2)
+    other_seed, unit], NaN on the diagonal), the definition ``universal-neurons`` thresholds. NaN where every
+    other seed's value is NaN (a step with no pass)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # the mean of an all-NaN slice is NaN, as wanted
+        return np.nanmean(corr, axis=2) - np.nanmean(baseline, axis=2)
 
 
 def settled_index(ok: np.ndarray) -> np.ndarray:

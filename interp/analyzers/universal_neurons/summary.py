@@ -48,7 +48,7 @@ def summarize(results: list[Result], uses: dict[str, list[Result]]) -> dict:
                                               f"{joined[run][key]['universal']:.3g} vs {joined[run][key]['other']:.3g}",
                                               note=f"{joined[run][key]['n_universal']} universal neurons"))
         for role, cell in roles.get(run, {}).get("all layers", {}).items():
-            if cell["universal"] or cell["other"]:
+            if cell["p_value"] is not None and (cell["universal"] or cell["other"]):
                 out["headline"].append(H.text(
                     run, f"{role} neurons among universal vs other neurons",
                     f"{cell['universal_share']:.1%} vs {cell['other_share']:.1%}",
