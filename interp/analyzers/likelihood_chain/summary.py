@@ -163,12 +163,67 @@ def summarize(results: list[Result], uses: dict[str, list[Result]]) -> dict:
     out["correlations"] = step_correlations(results, step_zero)
     out["width_correlations"] = width_correlations(results)
     out["wrong_choices"] = wrong_choices(results)
+    out["per_sample"] = per_sample_correlations(results, step_zero)
     tasks = list(dict.fromkeys(t for r in results for t in r.scalars.get("tasks", [])))
     figures = [chain_figure(out["per_run"], task) for task in tasks]
-    figures += [correlation_figure(out["correlations"], out["x"]), wrong_figure(out["per_run"], tasks)]
+    figures += [correlation_figure(out["correlations"], out["x"]), per_sample_figure(out), wrong_figure(out["per_run"],
+                                                                                                         tasks)]
     out["figures"] = [f.to_json() for f in figures]
     out["headline"] = headline(out)
     return out
+
+
+def per_sample_correlations(results: list[Result], step_zero: str) -> dict:
+    """{run: {task: {metric: {median, q25, q75, n, n_prompts}}}}: each prompt's own correlation of a metric with log
+    step (per seed, over the checkpoints), the distribution over prompts and seeds. Schaeffer et al. (arXiv
+    2406.04391) look at per-sample scores; a task mean smooths a step of accuracy that no single prompt has. A prompt
+    whose metric never changes (an accuracy always 0) has no correlation and is counted out (``n`` of
+    ``n_prompts``)."""
+    out: dict[str, dict] = {}
+    for run, steps in by_run_step(results).items():
+        seeds: dict[int, list[Result]] = {}
+        for st in sorted(steps):
+            for r in steps[st]:
+                seeds.setdefault(r.seed, []).append(r)
+        for rs in seeds.values():
+            if len(rs) < 3 or "prompt_task" not in rs[0].arrays:
+                continue
+            if len({len(r.arrays["prompt_task"]) for r in rs}) != 1:
+                continue   # the prompts changed between checkpoints: no per-prompt series
+            x = log_steps([r.step for r in rs], step_zero)
+            for i, task in enumerate(rs[0].scalars["tasks"]):
+                rows = rs[0].arrays["prompt_task"] == i
+                for m in METRICS:
+                    y = np.stack([r.arrays[f"prompt_{m}"][rows] for r in rs])          # [step, prompt]
+                    cell = out.setdefault(run, {}).setdefault(task, {}).setdefault(m, {"r": [], "n_prompts": 0})
+                    cell["r"] += [v for v in (pearson(x, y[:, j]) for j in range(y.shape[1])) if v is not None]
+                    cell["n_prompts"] += int(y.shape[1])
+    for tasks in out.values():
+        for per_metric in tasks.values():
+            for cell in per_metric.values():
+                r = np.asarray(cell.pop("r"))
+                cell.update(n=int(len(r)), median=float(np.median(r)) if len(r) else None,
+                            q25=float(np.percentile(r, 25)) if len(r) else None,
+                            q75=float(np.percentile(r, 75)) if len(r) else None)
+    return out
+
+
+def per_sample_figure(out: dict) -> Bars:
+    panels = []
+    for run, tasks in out["per_sample"].items():
+        for task, per_metric in tasks.items():
+            pooled = out["correlations"].get(run, {}).get(task, {})
+            panels.append(BarGroup(f"{run}: {task}", [SHORT[m] for m in METRICS], {
+                "task mean (pooled)": [pooled.get(m, {}).get("pearson") for m in METRICS],
+                "per prompt (median)": [per_metric[m]["median"] for m in METRICS],
+                "per prompt (25th percentile)": [per_metric[m]["q25"] for m in METRICS]}, y_label="r with log step"))
+    return Bars("per_sample", "Correlation with log step: of the task mean, and of each prompt", panels=panels,
+                caption="For each task: the Pearson correlation of the task-mean metric with log step (pooled over "
+                        "seeds), against the distribution of each prompt's own correlation over the checkpoints "
+                        "(median and 25th percentile, over prompts and seeds; prompts whose metric never changes "
+                        "are left out, counted in summary.json). A mean over prompts can rise smoothly while each "
+                        "prompt's accuracy jumps once: the per-prompt correlations show how predictable single "
+                        "samples are. " + PAPER)
 
 
 def headline(out: dict) -> list[dict]:
@@ -180,10 +235,14 @@ def headline(out: dict) -> list[dict]:
                 if c["pearson"] is None:
                     continue
                 rho = "n/a" if c["spearman"] is None else f"{c['spearman']:.2f}"
+                sample = out.get("per_sample", {}).get(run, {}).get(task, {}).get(m)
+                per = (f"; per prompt: median {sample['median']:.2f} (IQR {sample['q25']:.2f} to "
+                       f"{sample['q75']:.2f}; {sample['n']} of {sample['n_prompts']} prompt series)"
+                       if sample and sample["n"] else "")
                 rows.append(H.seeds(run, f"{task}: r({LABELS[m]}, log step)",
                                     {s: v["pearson"] for s, v in c["per_seed"].items()}, 2, c["pearson"],
                                     note=f"Pearson pooled over {len(c['per_seed'])} seeds ({c['n_points']} "
-                                         f"checkpoints; ± the per-seed spread); Spearman {rho}"))
+                                         f"checkpoints; ± the per-seed spread); Spearman {rho}{per}"))
     for name, w in out["width_correlations"].items():
         sizes = " / ".join(f"{r} {w['widths'][r]:g}" for r in w["widths"])
         for task, per_metric in w["tasks"].items():
