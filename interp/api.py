@@ -150,13 +150,16 @@ def analyze(source: str | Path | Series | None = None, analyzers: list[str] | No
             raise ConfigError(f"this run would write about {need / 2**30:.2f} GB of activations to the cache, more "
                               f"than --disk-budget {options.disk_budget_gb:g} GB; see `interp plan` for each "
                               f"analyzer's share, fewer tokens (--max-tokens) or another --storage-dtype")
+    from interp.runner.estimate import stage_peaks
+
+    peaks = stage_peaks(plan, ctx, options.storage_dtype)
     plan = plan.verified(verifier, options.progress)
     for folder in (options.out_dir, options.cache_root):
         atomic.sweep_temporaries(folder)
     own = executor is None
     executor = executor or executor_for(options, options.progress)
     try:
-        report = execute(plan, instances, options, executor)
+        report = execute(plan, instances, options, executor, peaks)
     finally:
         verifier.save()
         if own:

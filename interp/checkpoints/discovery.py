@@ -8,10 +8,15 @@ Layouts recognised (run / seed / step proposed from folder and file names):
     <run>/[seed<S>/]checkpoint-<T>/config.json      HF Trainer's checkpoint-<T>/
     models--<org>--<name>[-seed<S>]/refs/<rev>    a Hugging Face hub cache: each revision whose name carries a step
                                                     (Pythia's step<T> branches) is a checkpoint; the run is <name>
-    <run>/ckpt.pt, <run>/ckpt_<T>.pt              nanoGPT (the step from the name, or from iter_num)
+    <run>/[seed<S>/][step<T>/]ckpt.pt             nanoGPT (the step from the file name ckpt_<T>.pt, else from a
+    <run>/ckpt_<T>.pt                               step<T>/ iter<T>/ checkpoint-<T>/ folder, else from iter_num)
 
-A seed is read from a ``seed<S>`` folder, or a ``-seed<S>`` / ``_seed<S>`` suffix of the run's name (default 0).
-Everything else that looks like a checkpoint is reported as unclassified, with the reason.
+The same folder conventions hold for every format: a seed is read from a ``seed<S>`` folder, or a ``-seed<S>`` /
+``_seed<S>`` suffix of the run's name (default 0); a step from ``step<T>``, ``iter<T>``, ``global_step<T>`` or
+``checkpoint-<T>`` folders where the file name carries none. Files discovery reads on its own (a run's
+``config.json``, a checkpoint's ``model_args``) are validated: a bad one is reported as unclassified with the file
+and field at fault, never raised mid-scan. Everything else that looks like a checkpoint is reported as
+unclassified, with the reason.
 """
 
 from __future__ import annotations
@@ -137,6 +142,9 @@ def _file(root: Path, p: Path, out: Scan) -> None:
     if m:
         run_dir, seed = _context(root, p.parent)
         config = _native_config(root, p.parent)
+        if isinstance(config, str):
+            out.unclassified.append((_rel(root, p), config))
+            return
         if not config.get("model"):
             out.unclassified.append((_rel(root, p), "no config.json with a 'model' field in its run or seed folder"))
             return
@@ -152,16 +160,48 @@ def _file(root: Path, p: Path, out: Scan) -> None:
         out.unclassified.append((_rel(root, p), "a weights file outside any recognised layout"))
 
 
-def _native_config(root: Path, folder: Path) -> dict[str, Any]:
+def _native_config(root: Path, folder: Path) -> dict[str, Any] | str:
+    """The nearest ``config.json`` with a ``model`` field (in the checkpoint's folder or the one above), or why the
+    one found cannot be used (file and field named): an empty dict when there is none."""
     for cand in (folder / "config.json", folder.parent / "config.json"):
-        if cand.is_file() and cand.resolve() != (root.parent / "config.json"):
-            try:
-                cfg = json.loads(cand.read_text())
-            except (OSError, ValueError):
-                continue
-            if isinstance(cfg, dict) and cfg.get("model"):
-                return cfg
+        if not cand.is_file() or cand.resolve() == (root.parent / "config.json"):
+            continue
+        where = _rel(root, cand)
+        try:
+            cfg = json.loads(cand.read_text())
+        except (OSError, UnicodeDecodeError) as e:
+            return f"{where} cannot be read ({e})"
+        except ValueError as e:
+            return f"{where} is not valid JSON ({e})"
+        if not isinstance(cfg, dict) or "model" not in cfg:
+            continue
+        problem = _check_native(cfg)
+        return f"{where}: {problem}" if problem else cfg
     return {}
+
+
+def _check_native(cfg: dict[str, Any]) -> str:
+    """What is wrong with a native run's ``config.json`` ("" when nothing): ``model`` must be a mapping of
+    HookedTransformerConfig fields to plain values, ``mixture`` and ``processing`` mappings the manifest accepts."""
+    from pydantic import ValidationError
+
+    from interp.checkpoints.manifest import ProcessingEntry
+    from interp.toys.tasks import MixtureSpec
+
+    model = cfg.get("model")
+    if not isinstance(model, dict) or not model:
+        return f"field 'model' must be a mapping of model settings, got {type(model).__name__}"
+    bad = [k for k, v in model.items() if not isinstance(v, (str, int, float, bool, type(None)))]
+    if bad:
+        return f"field 'model.{bad[0]}' must be a plain value"
+    for key, check in (("mixture", MixtureSpec.from_dict), ("processing", ProcessingEntry.model_validate)):
+        if cfg.get(key) is not None:
+            try:
+                check(cfg[key])
+            except (InterpError, ValidationError, TypeError, ValueError) as e:
+                first = str(e).splitlines()[0] if str(e) else type(e).__name__
+                return f"field '{key}' is not valid ({first})"
+    return ""
 
 
 def _nanogpt(root: Path, p: Path, out: Scan) -> None:
@@ -173,11 +213,14 @@ def _nanogpt(root: Path, p: Path, out: Scan) -> None:
     except InterpError as e:
         out.unclassified.append((_rel(root, p), str(e).replace(str(p) + ": ", "")))
         return
-    step = nanogpt.step_of(p, ckpt)
+    folder = STEP_DIR.match(p.parent.name)           # <run>/[seed<S>/]step<T>/ckpt.pt
+    named = nanogpt.step_of(p)                         # ckpt_<T>.pt
+    step = named if named is not None else int(folder.group(1)) if folder else nanogpt.step_of(p, ckpt)
     if step is None:
-        out.unclassified.append((_rel(root, p), "a nanoGPT checkpoint without iter_num or a step in its name"))
+        out.unclassified.append((_rel(root, p), "a nanoGPT checkpoint without iter_num or a step in its name or "
+                                 "its folder's"))
         return
-    run, seed = run_and_seed(*_context(root, p.parent))
+    run, seed = run_and_seed(*_context(root, p.parent.parent if folder else p.parent))
     out.found.append(Found(run, seed, step, p, "nanogpt", kwargs))
 
 

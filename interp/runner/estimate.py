@@ -86,6 +86,23 @@ def estimate(plan: Plan, ctx: Context, storage_dtype: str) -> dict[str, Estimate
     return out
 
 
+def stage_peaks(plan: Plan, ctx: Context, storage_dtype: str) -> list[int]:
+    """Per stage of ``plan``: the largest peak memory (bytes) any one of its jobs is estimated to hold (a job runs
+    its analyzers one after another, so its peak is its largest analyzer's): how many jobs may run side by side."""
+    size = ITEMSIZE[storage_dtype]
+    out = []
+    for stage in plan.stages:
+        peak = 0
+        for job in stage:
+            for a in job.analyzers + job.tapped:
+                e = Estimate(a.name)
+                _cost(e, a, job, job.refs if a not in job.tapped else job.refs[:1], ctx, size, defaultdict(set),
+                      tapped=a in job.tapped)
+                peak = max(peak, e.peak_bytes)
+        out.append(peak)
+    return out
+
+
 def _cost(e: Estimate, analyzer: Any, job: Any, refs: tuple, ctx: Context, size: int, union: dict,
           tapped: bool) -> None:
     """Add one unit's costs: its cache (hooks on each input, gradients float32), and its forward passes."""

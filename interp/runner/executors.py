@@ -25,7 +25,7 @@ class Executor(Protocol):
     failures: list[Failure]
 
     def map(self, fn: Callable[..., Any], jobs: Sequence[Any], desc: str = "", names: Sequence[str] | None = None,
-            progress: Any = None) -> list[Any]: ...
+            progress: Any = None, limit: int | None = None) -> list[Any]: ...
 
     def close(self) -> None: ...
 
@@ -40,7 +40,7 @@ class SerialExecutor:
         self.progress = progress
         self.failures: list[Failure] = []
 
-    def map(self, fn, jobs, desc: str = "", names=None, progress=None) -> list:
+    def map(self, fn, jobs, desc: str = "", names=None, progress=None, limit: int | None = None) -> list:
         """``fn(job, progress)`` for each job when a ``progress`` (``interp.runner.progress.Progress``) is given: it
         hears every unit; otherwise a plain bar over jobs."""
         if progress is not None:
@@ -78,7 +78,7 @@ class DaskExecutor:
         self.retries, self.resources = retries, resources
         self.failures: list[Failure] = []
 
-    def map(self, fn, jobs, desc: str = "", names=None, progress=None) -> list:
+    def map(self, fn, jobs, desc: str = "", names=None, progress=None, limit: int | None = None) -> list:
         """Jobs run on the workers without a progress object (it lives here); it advances as each job returns.
         A job that still fails after its retries is recorded in ``failures`` and left out of the results."""
         from dask.distributed import as_completed
@@ -127,18 +127,27 @@ class ProcessExecutor:
                                         initializer=_worker_env, initargs=(PASSIVE_WAIT,))
         self.failures: list[Failure] = []
 
-    def map(self, fn, jobs, desc: str = "", names=None, progress=None) -> list:
-        from concurrent.futures import as_completed
+    def map(self, fn, jobs, desc: str = "", names=None, progress=None, limit: int | None = None) -> list:
+        """``fn(job)`` for every job, at most ``limit`` (default: ``workers``) at a time: a stage whose jobs each
+        hold much memory runs fewer side by side (``interp.runner.run.concurrency``)."""
+        from concurrent.futures import FIRST_COMPLETED, wait
 
-        futures = {self.pool.submit(fn, job): i for i, job in enumerate(jobs)}
-        results: list[Any] = [None] * len(futures)
+        limit = max(1, min(limit or self.workers, self.workers))
+        results: list[Any] = [None] * len(jobs)
+        queue, running = list(enumerate(jobs)), {}
         try:
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
-                if progress is not None:
-                    progress.job_done(jobs[futures[future]])
+            while queue or running:
+                while queue and len(running) < limit:
+                    i, job = queue.pop(0)
+                    running[self.pool.submit(fn, job)] = i
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    i = running.pop(future)
+                    results[i] = future.result()
+                    if progress is not None:
+                        progress.job_done(jobs[i])
         except BaseException:
-            for f in futures:
+            for f in running:
                 f.cancel()
             raise
         return results

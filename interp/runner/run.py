@@ -181,15 +181,32 @@ def _as_list(needs: Needs | list[Needs]) -> list[Needs]:
     return list(needs) if isinstance(needs, (list, tuple)) else [needs]
 
 
-def execute(plan: Plan, analyzers: list[Analyzer], options: RunOptions, executor: Any) -> AnalysisReport:
-    """Run the plan's stages in order on ``executor``, one progress bar over every unit, then summarize."""
+def concurrency(peak_bytes: int, device: str) -> int | None:
+    """How many jobs of a stage whose jobs each hold up to ``peak_bytes`` may run side by side on this machine: as
+    many as fit in 80% of the memory free now (None: unknown, no limit). Two lockstep jobs of a 70m-shaped series
+    (12 GB each) were killed by the OOM killer on a 24 GB machine before this."""
+    from interp.activations.lockstep import free_memory
+
+    free = free_memory("cpu" if device.startswith("cuda") else device)
+    if not free or not peak_bytes:
+        return None
+    return max(1, int(0.8 * free // peak_bytes))
+
+
+def execute(plan: Plan, analyzers: list[Analyzer], options: RunOptions, executor: Any,
+            peaks: list[int] | None = None) -> AnalysisReport:
+    """Run the plan's stages in order on ``executor``, one progress bar over every unit, then summarize. ``peaks``:
+    per stage, the largest memory one job holds (``interp.runner.estimate.stage_peaks``), which bounds how many run
+    at once on this machine."""
     from interp.runner.progress import Progress
 
     progress = Progress(plan.n_units, enabled=options.progress)
     outcomes: list[UnitOutcome] = []
+    peaks = peaks or [0] * len(plan.stages)
     try:
-        for stage, desc in zip(plan.stages, plan.STAGE_NAMES):
-            done = executor.map(run_job, list(stage), desc=desc, names=[j.name for j in stage], progress=progress)
+        for stage, desc, peak in zip(plan.stages, plan.STAGE_NAMES, peaks):
+            done = executor.map(run_job, list(stage), desc=desc, names=[j.name for j in stage], progress=progress,
+                                limit=concurrency(peak, options.device))
             outcomes += [o for job_outcomes in done for o in job_outcomes]
         report = summarize(analyzers, outcomes, options, progress, plan.missing)
     finally:
