@@ -193,6 +193,18 @@ def concurrency(peak_bytes: int, device: str) -> int | None:
     return max(1, int(0.8 * free // peak_bytes))
 
 
+def widened(jobs: list[Job], options: RunOptions, limit: int | None) -> list[Job]:
+    """The jobs with more torch threads each when memory lets fewer of them run at once than there are local worker
+    processes: the cores the idle workers would have used go to the running ones."""
+    import dataclasses
+
+    local = not options.dask and options.dask_address is None
+    if limit is None or not local or not options.workers or limit >= options.workers:
+        return jobs
+    threads = max(1, (options.threads or 1) * options.workers // limit)
+    return [dataclasses.replace(j, options=dataclasses.replace(j.options, threads=threads)) for j in jobs]
+
+
 def execute(plan: Plan, analyzers: list[Analyzer], options: RunOptions, executor: Any,
             peaks: list[int] | None = None) -> AnalysisReport:
     """Run the plan's stages in order on ``executor``, one progress bar over every unit, then summarize. ``peaks``:
@@ -205,8 +217,10 @@ def execute(plan: Plan, analyzers: list[Analyzer], options: RunOptions, executor
     peaks = peaks or [0] * len(plan.stages)
     try:
         for stage, desc, peak in zip(plan.stages, plan.STAGE_NAMES, peaks):
-            done = executor.map(run_job, list(stage), desc=desc, names=[j.name for j in stage], progress=progress,
-                                limit=concurrency(peak, options.device))
+            limit = concurrency(peak, options.device)
+            jobs = widened(list(stage), options, limit)
+            done = executor.map(run_job, jobs, desc=desc, names=[j.name for j in stage], progress=progress,
+                                limit=limit)
             outcomes += [o for job_outcomes in done for o in job_outcomes]
         report = summarize(analyzers, outcomes, options, progress, plan.missing)
     finally:
