@@ -95,11 +95,14 @@ class UniversalNeurons(Analyzer):
         sums = n * (n - 1) // 2 * layers * layers * 8 * d_mlp * d_mlp          # every block's float64 cross sums
         budget = int(self.config.memory_gb * 2**30)
         passes = max(1, -(-sums // budget))
-        grams = n * layers * 8 * d_mlp * d_mlp
+        grams = 2 * n * layers * 8 * d_mlp * d_mlp                             # and each input's rotation
         # a batch's MLP activations of every seed and layer, float32, held raw and position-masked, and a tap's
-        # pre-activations beside them (measured: 11.7 GB for 3 seeds of a 70m-shaped model, 6 layers x 2,048)
+        # pre-activations beside them
         batch = 3 * n * layers * 8192 * d_mlp * 4
-        return passes * n * 2.0 * params * tokens, n * 4 * params + min(sums, budget) + grams + batch
+        counted = n * 4 * params + min(sums, budget) + grams + batch
+        # x 1.6: what the process held beyond the tensors counted (allocator caches, transient products): 11.7 GB
+        # measured for 3 seeds of a 70m-shaped model (6 layers x 2,048 neurons) against 7.3 GB counted
+        return passes * n * 2.0 * params * tokens, int(1.6 * counted)
 
     def run(self, unit: Unit, ctx) -> UniversalNeuronsResult:
         if self.streams:
