@@ -25,8 +25,16 @@ def summarize(results: list[Result], uses: dict[str, list[Result]]) -> dict:
         if joined:
             row["roles"] = joined
         out["headline"] += headline(r.run, row)
-    out["figures"] = [f.to_json() for f in (lock_in_figure(results), fraction_figure(results),
-                                            trajectories_figure(results))]
+    # a run with no universal neuron at any step has nothing to draw: left out of the figures, named in a note
+    drawn = [r for r in results if r.arrays["universal"].any()]
+    none = sorted(r.run for r in results if not r.arrays["universal"].any())
+    figures = [lock_in_figure(drawn), fraction_figure(drawn), trajectories_figure(drawn)]
+    for f in figures:
+        if none:
+            f.notes.append(f"no neuron is universal at any step of {', '.join(none)}: not drawn")
+        if not drawn:
+            f.skip_reason = "no neuron is universal at any step of any run"
+    out["figures"] = [f.to_json() for f in figures]
     return out
 
 

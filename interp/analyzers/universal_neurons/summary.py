@@ -182,11 +182,16 @@ def join_roles(results: list[Result], roles: list[Result]) -> dict:
         if any(r is None for r in per_seed):
             continue
         uni = res.arrays["universal"]                                      # [seed, layer, neuron]
+        if not uni.any():
+            continue   # nothing universal: no comparison to make
         n_layers = uni.shape[1]
         roles_named = role_names(per_seed[0])
         table = {}
-        for label, layers in (("all layers", range(n_layers)), (f"layers {n_layers // 2}-{n_layers - 1}",
-                                                                 range(n_layers // 2, n_layers))):
+        later = range(n_layers // 2, n_layers)
+        halves = [("all layers", range(n_layers))]
+        if len(later) < n_layers:
+            halves.append((f"layer {later[0]}" if len(later) == 1 else f"layers {later[0]}-{later[-1]}", later))
+        for label, layers in halves:
             u = uni[:, list(layers)]
             cells = {}
             for role in roles_named:
