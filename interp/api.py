@@ -10,6 +10,7 @@ analyzer summarizes exactly the units of this run (headline numbers, figures), a
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,6 @@ def verifier_for(options: RunOptions):
 def local_share(options: RunOptions) -> RunOptions:
     """The options with this machine's cores shared out: worker processes (``workers``; a local Dask cluster has 2)
     and torch threads for each (``threads``). Left to the cluster when units run on an existing scheduler."""
-    import dataclasses
-
     from interp.checkpoints.loading import resolve_device
     from interp.runner import threads
 
@@ -77,6 +76,21 @@ def local_share(options: RunOptions) -> RunOptions:
         workers = 1 if options.dask or resolve_device(options.device) != "cpu" else min(4, threads.usable_cores())
     n = 2 if options.dask else workers
     return dataclasses.replace(options, workers=workers, threads=options.threads or threads.threads_for(n))
+
+
+# Spawning a worker process imports torch and TransformerLens (about 5 s on 2 cores): a tiny series' neuron-stats
+# took 5.7 s on two workers and 0.56 s in this process. Below this much estimated work, and on models this small
+# (the estimate leaves out some analyzers' own passes, which a small model keeps small), one process runs everything.
+SMALL_RUN_FLOPS = 5e10
+SMALL_MODEL_PARAMS = 1_000_000
+
+
+def too_small_for_workers(plan: Any, cost: dict[str, Any]) -> bool:
+    """Whether starting worker processes would cost more than the run's own work (when ``workers`` is not set)."""
+    from interp.runner.estimate import n_params
+
+    biggest = max((n_params(r.model) for r in plan.refs), default=0)
+    return cost["TOTAL"].flops < SMALL_RUN_FLOPS and biggest < SMALL_MODEL_PARAMS
 
 
 def check_input_files(options: RunOptions, refs: list) -> None:
@@ -128,12 +142,13 @@ def analyze(source: str | Path | Series | None = None, analyzers: list[str] | No
     from interp.report.build import write_report
     from interp.runner import plan as planning
     from interp.runner.context import Context
+    from interp.runner.estimate import estimate, stage_peaks
     from interp.runner.executors import executor_for
     from interp.runner.run import execute, write_record
     from interp.trust import atomic
 
     started = time.perf_counter()
-    options = local_share(options)
+    asked, options = options, local_share(options)
     instances = analyzers_for(analyzers, settings)
     device = resolve_device(options.device)
     series = load_series(source)
@@ -141,17 +156,18 @@ def analyze(source: str | Path | Series | None = None, analyzers: list[str] | No
     refs = planning.select_refs(series, options.runs)
     check_input_files(options, refs)
     ctx = Context.shared(options.context_settings(device))
-    plan = planning.plan(refs, instances, options, {r.id: ctx.available(r) for r in refs})
+    available = {r.id: ctx.available(r) for r in refs}
+    plan = planning.plan(refs, instances, options, available)
+    cost = estimate(plan, ctx, options.storage_dtype)
+    if asked.workers is None and options.workers > 1 and too_small_for_workers(plan, cost):
+        options = local_share(dataclasses.replace(asked, workers=1))
+        plan = planning.plan(refs, instances, options, available)
     if options.disk_budget_gb is not None:
-        from interp.runner.estimate import estimate
-
-        need = estimate(plan, ctx, options.storage_dtype)["TOTAL"].disk_bytes
+        need = cost["TOTAL"].disk_bytes
         if need > options.disk_budget_gb * 2**30:
             raise ConfigError(f"this run would write about {need / 2**30:.2f} GB of activations to the cache, more "
                               f"than --disk-budget {options.disk_budget_gb:g} GB; see `interp plan` for each "
                               f"analyzer's share, fewer tokens (--max-tokens) or another --storage-dtype")
-    from interp.runner.estimate import stage_peaks
-
     peaks = stage_peaks(plan, ctx, options.storage_dtype)
     plan = plan.verified(verifier, options.progress)
     for folder in (options.out_dir, options.cache_root):

@@ -185,7 +185,7 @@ def _check_native(cfg: dict[str, Any]) -> str:
     HookedTransformerConfig fields to plain values, ``mixture`` and ``processing`` mappings the manifest accepts."""
     from pydantic import ValidationError
 
-    from interp.checkpoints.manifest import ProcessingEntry
+    from interp.checkpoints.processing import ProcessingEntry
     from interp.toys.tasks import MixtureSpec
 
     model = cfg.get("model")

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from interp.checkpoints.processing import ProcessingEntry, Strict
 from interp.errors import ConfigError, InterpError, ManifestError
 from interp.results import unit_id
 from interp.toys.tasks import MixtureSpec
@@ -42,11 +43,7 @@ def bundled_manifest() -> Path:
     return Path(__file__).resolve().parents[1] / "data" / "bundled" / "manifest.yaml"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CheckpointEntry(_Strict):
+class CheckpointEntry(Strict):
     seed: int = Field(ge=0)
     step: int = Field(ge=0)
     path: str
@@ -63,14 +60,7 @@ class CheckpointEntry(_Strict):
         return v
 
 
-class ProcessingEntry(_Strict):
-    fold_ln: bool = False
-    center_writing_weights: bool = False
-    center_unembed: bool = False
-    dtype: Literal["float32", "float16", "bfloat16", "float64"] = "float32"
-
-
-class InputsEntry(_Strict):
+class InputsEntry(Strict):
     """What a run is evaluated on, named by the manifest (paths relative to its folder, confined like checkpoints):
     the defaults for the flags of the same meaning (``--tokens``, ``--tasks``, ``--concepts``, ``--tokenizer``),
     which override them."""
@@ -81,7 +71,7 @@ class InputsEntry(_Strict):
     tokenizer: str | None = None
 
 
-class RunEntry(_Strict):
+class RunEntry(Strict):
     name: str
     format: Literal["safetensors", "hf", "nanogpt"] = "safetensors"
     model: dict[str, Any] = Field(default_factory=dict)
@@ -127,7 +117,7 @@ class RunEntry(_Strict):
         return self
 
 
-class ManifestModel(_Strict):
+class ManifestModel(Strict):
     schema_version: int = SCHEMA_VERSION
     description: str = ""
     runs: list[RunEntry]

@@ -109,7 +109,8 @@ def options_record(options: Any) -> dict[str, Any]:
         prompts["fixed"] = "prompts given in code"
     return {"device": options.device, "batch_size": options.batch_size, "storage_dtype": options.storage_dtype,
             "nonfinite": options.nonfinite, "allow_pickle": options.allow_pickle,
-            "runs": list(options.runs) if options.runs else "all", "prompts": prompts}
+            "runs": list(options.runs) if options.runs else "all", "prompts": prompts,
+            "workers": options.workers, "threads": options.threads}
 
 
 def timings(outcomes: list, unit_seconds: dict[str, list[tuple]],

@@ -141,4 +141,5 @@ def test_three_families_analysed_from_text(series_root, tmp_path):
     assert "task-allocation: skipped" in r.output
     unit = json.loads((out / "neuron-stats" / "pythia-mini" / "seed1" / "step2.json").read_text())
     assert unit["provenance"]["checkpoints"][0]["revision"] == "step2"
-    assert unit["scalars"]["n_tokens"] == (len(TEXT) // 16) * 16
+    # a window's first position is left out of the statistics over text (the shared outlier the paper filtered)
+    assert unit["scalars"]["n_tokens"] == (len(TEXT) // 16) * 15

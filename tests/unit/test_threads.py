@@ -42,3 +42,25 @@ def test_the_command_makes_openmp_wait_passively(monkeypatch):
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     threads.passive_wait_env()
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"   # a user's own choice is kept
+
+
+def test_a_small_run_stays_in_this_process_unless_workers_are_asked_for(series, tmp_path, monkeypatch):
+    """Spawning workers costs seconds of imports: a tiny series runs in-process by default, not when --workers
+    says otherwise, and the bundled series (trillions of FLOPs) still gets its worker processes."""
+    import json
+
+    import interp
+    from interp.api import plan_run, too_small_for_workers
+
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    for asked, expect in ((None, 1), (2, 2)):
+        out = tmp_path / f"o{asked}"
+        interp.analyze(series, ["neuron-stats"], options=interp.RunOptions(out_dir=out, progress=False,
+                                                                           workers=asked))
+        record = json.loads((out / "run.json").read_text())["options"]
+        assert record["workers"] == expect and record["threads"] == 2 // expect
+    plan, cost = plan_run(series, None, options=interp.RunOptions(progress=False))
+    assert too_small_for_workers(plan, cost)
+    plan, cost = plan_run(None, None, options=interp.RunOptions(progress=False))
+    assert cost["TOTAL"].flops > 1e12 and not too_small_for_workers(plan, cost)

@@ -179,4 +179,5 @@ def trajectories_figure(results: list[Result]) -> Lines:
                  caption=f"Universal neurons chosen across the range of lock-in steps (earliest to latest). Left: the "
                          f"neuron's excess correlation with the neurons that are its partners at the last step, in "
                          f"the other seeds at the same step, over the rotation baseline; it is universal where this "
-                         f"exceeds {thr:g}. Right: its correlation with itself at the last step, on the same tokens.")
+                         f"exceeds {thr:g}. Right: its correlation with itself at the last step, on the same tokens. "
+                         f"The excess measure is Gurnee et al.'s (arXiv 2401.12181), followed here over training.")
