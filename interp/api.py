@@ -159,7 +159,7 @@ def analyze(source: str | Path | Series | None = None, analyzers: list[str] | No
     available = {r.id: ctx.available(r) for r in refs}
     plan = planning.plan(refs, instances, options, available)
     cost = estimate(plan, ctx, options.storage_dtype)
-    if asked.workers is None and options.workers > 1 and too_small_for_workers(plan, cost):
+    if asked.workers is None and (options.workers or 1) > 1 and too_small_for_workers(plan, cost):
         options = local_share(dataclasses.replace(asked, workers=1))
         plan = planning.plan(refs, instances, options, available)
     if options.disk_budget_gb is not None:
