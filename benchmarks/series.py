@@ -82,8 +82,59 @@ def floor(snapshots: list[tuple[int, int, Path]], tokens: np.ndarray, device: st
     return total
 
 
+def gemm_rate(device: str) -> float:
+    """This machine's float32 GEMM rate (FLOP/s) on the block shape the cross-seed sums use: a layer's 2,048 neurons
+    against another's over 1,024 tokens (best of 5)."""
+    import torch
+
+    a = torch.randn(2048, 1024, device=device)
+    b = torch.randn(1024, 2048, device=device)
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        best = min(best, (time.perf_counter() - t0) / 4)
+    return 2 * 2048 * 1024 * 2048 / best
+
+
+def correlation_flops(seeds: int, tokens: int, layers: int = 6, d_mlp: int = 2048) -> float:
+    """universal-neurons' arithmetic per step: every seed pair's cross sums over all neurons (2 N^2 T) and each
+    seed's per-layer Gram for the rotated baselines (1.25 d^2 T)."""
+    n = layers * d_mlp
+    return seeds * (seeds - 1) / 2 * 2 * n * n * tokens + seeds * layers * 1.25 * d_mlp * d_mlp * tokens
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (Linux /proc)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def _status(pid: int, field: str) -> int:
+    """A /proc/<pid>/status memory field in bytes (0 once the process is gone)."""
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith(field):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def run_pair(root: Path, tokens_file: Path, out: Path, device: str) -> tuple[float, int]:
-    """(wall seconds, peak RSS bytes) of ``interp analyze`` on the series, in a subprocess."""
+    """(wall seconds, peak RSS bytes of its process tree, sampled every 0.2 s) of ``interp analyze`` on the series, in
+    a subprocess."""
     cmd = [sys.executable, "-m", "interp.cli", "analyze", "--checkpoint-dir", str(root), "--tokens",
            str(tokens_file), "-a", "neuron-stats", "-a", "universal-neurons", "--out", str(out), "--device", device,
            "--keep-cache", "-q"]
@@ -92,12 +143,8 @@ def run_pair(root: Path, tokens_file: Path, out: Path, device: str) -> tuple[flo
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
     peak = 0
     while proc.poll() is None:
-        try:
-            for line in open(f"/proc/{proc.pid}/status"):
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]) * 1024)
-        except OSError:
-            pass
+        # the work runs in spawned worker processes: the run's memory is the whole tree's resident set
+        peak = max(peak, sum(_status(pid, "VmRSS:") for pid in _tree(proc.pid)))
         time.sleep(0.2)
     wall = time.perf_counter() - t0
     if proc.returncode:
@@ -124,10 +171,15 @@ def main() -> None:
         params = sum(np.prod(s) for s in [(SHAPE["vocab_size"], 512)] * 2) + 6 * (4 * 512 * 512 + 2 * 512 * 2048)
     timings = record["timings"]
     n_ck = len(snaps)
+    counted = tokens.size * (WINDOW - 1) // WINDOW             # a window's first position is left out
+    t_corr = 2 * correlation_flops(args.seeds, counted) / gemm_rate(args.device)   # two steps
     print(f"series: {args.seeds} seeds x 2 revisions of a GPT-NeoX 70m shape, {tokens.size:,} tokens each")
     print(f"floor (transformers forward, {n_ck} checkpoints): {t_floor:.1f} s")
     print(f"neuron-stats + universal-neurons, wall: {wall:.1f} s = {wall / t_floor:.2f} x the floor (target <= 1.5; "
           f"includes loading, verifying and hashing every checkpoint)")
+    print(f"the correlation's own floor: {2 * correlation_flops(args.seeds, counted):.3g} FLOP at this machine's "
+          f"float32 GEMM rate = {t_corr:.1f} s; forward + correlation floors = {t_floor + t_corr:.1f} s, the pair at "
+          f"{wall / (t_floor + t_corr):.2f} x that")
     for name in ("neuron-stats", "universal-neurons"):
         t = timings.get(name, {})
         print(f"  {name}: compute {t.get('compute_s', 0):.1f} s = {t.get('compute_s', 0) / t_floor:.2f} x the floor, "

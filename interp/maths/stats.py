@@ -173,10 +173,17 @@ def _gram(xs: torch.Tensor, ws: Workspace, panels: int = 4) -> torch.Tensor:
 def pearson(n: int, sx, sy, vx, vy, sxy) -> Float[torch.Tensor, "a b"]:
     """Pearson r [a, b] from shifted sums: ``sx``/``sy`` column sums, ``vx``/``vy`` variance sums, ``sxy`` cross
     sums. A column with zero variance gets r = 0, not NaN."""
-    cov = sxy - torch.outer(sx, sy) / n
-    denom = torch.outer(vx.sqrt(), vy.sqrt())
-    return torch.where(denom > 0, cov / torch.where(denom > 0, denom, torch.ones_like(denom)),
-                       torch.zeros_like(cov)).clamp(-1, 1)
+    # one [a, b] temporary, scaled in place by each side's 1 / sd (0 where the variance is 0): the where/outer form
+    # made five full-size temporaries and took a third of a lockstep step's fixed cost at 12,288 neurons
+    cov = torch.addr(sxy, sx, sy, alpha=-1.0 / n)
+    cov *= _inverse_sd(vx)[:, None]
+    cov *= _inverse_sd(vy)[None, :]
+    return cov.clamp_(-1, 1)
+
+
+def _inverse_sd(v: torch.Tensor) -> torch.Tensor:
+    sd = v.sqrt()
+    return torch.where(sd > 0, 1.0 / torch.where(sd > 0, sd, torch.ones_like(sd)), torch.zeros_like(sd))
 
 
 class CrossSums:

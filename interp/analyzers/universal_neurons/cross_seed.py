@@ -60,9 +60,12 @@ class BlockResult:
 
 
 def haar_rotation(n: int, rng: np.random.Generator) -> np.ndarray:
-    """A uniformly random orthogonal matrix [n, n] (QR of a Gaussian, with the sign fix)."""
-    q, r = np.linalg.qr(rng.normal(size=(n, n)))
-    return q * np.sign(np.diag(r))[None, :]
+    """A uniformly random orthogonal matrix [n, n] (QR of a Gaussian, with the sign fix). torch's QR: numpy's took
+    1.1 s at n = 2,048 here against torch's 0.48 s, the same matrix to 1e-14, and a step takes one per input."""
+    import torch
+
+    q, r = torch.linalg.qr(torch.from_numpy(rng.normal(size=(n, n))))
+    return (q * torch.sign(torch.diagonal(r))[None, :]).numpy()
 
 
 def rotation(seed: int, b: int, layer: int, d: int) -> np.ndarray:
