@@ -172,7 +172,9 @@ def index_card(name: str, summary: dict, thumb: str | None, timing: dict | None)
     img = f"<a href='{esc(name)}.html'><img src='{esc(thumb)}' alt='first figure of {esc(name)}'></a>" if thumb else ""
     units = summary.get("units", 0)
     spent = ""
-    if timing and timing.get("compute_s") is not None:
+    if timing and units and timing.get("shared_pass_units") == units:
+        spent = " · computed inside another analyzer's forward passes"
+    elif timing and timing.get("compute_s") is not None:
         spent = f" · {seconds(timing['compute_s'] + (timing.get('cache_s') or 0))} computing"
     return (f"<article class=card><h2><a href='{esc(name)}.html'>{esc(name)}</a></h2>"
             f"<p class=q>{prose(summary.get('question') or '')}</p>{headline_table(summary.get('headline') or [], 6)}"

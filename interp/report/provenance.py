@@ -127,6 +127,7 @@ def timings(outcomes: list, unit_seconds: dict[str, list[tuple]],
         t["compute_s"] = round(sum(p[0] for p in timed), 3) if timed else None
         t["cache_s"] = round(sum(p[1] or 0.0 for p in timed), 3) if timed else None
         t["summarize_s"] = round(summarize_s.get(name, 0.0), 3)
+        t["shared_pass_units"] = sum(1 for p in pairs if len(p) > 2 and p[2])
     return out
 
 

@@ -52,7 +52,8 @@ class AnalysisReport:
     skipped: int = 0
     index: Path | None = None     # index.html: the report over the results (interp.report.build)
     outcomes: list = field(default_factory=list)
-    unit_seconds: dict[str, list[tuple]] = field(default_factory=dict)   # (run s, caching s) per unit, None: unknown
+    # per unit (run s, caching s, fed by another analyzer's pass); None: unknown
+    unit_seconds: dict[str, list[tuple]] = field(default_factory=dict)
     summarize_s: dict[str, float] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)   # jobs that failed after their retries (Dask), by name
     cache_bytes: int = 0          # what the activation cache held at the end of the run
@@ -166,12 +167,15 @@ def _run_unit(analyzer: Analyzer, unit: Unit, key: str, ctx: Context, opts: RunO
     if progress is not None:
         progress.working(analyzer.name, unit.id)
     t0 = time.perf_counter()
+    shared = result is not None
     if result is None:
         result = analyzer.run(unit, ctx)
-    # wall times travel with the result, so a resumed run's report still knows what each unit cost; the inputs'
-    # digests let a summary check that results it joins were made on the same prompts
+    # wall times travel with the result, so a resumed run's report still knows what each unit cost (a unit fed by
+    # another analyzer's forward pass costs nothing of its own, and says so); the inputs' digests let a summary
+    # check that results it joins were made on the same prompts
     result.provenance.update(unit_key=key, seconds=round(time.perf_counter() - t0, 4),
-                             cache_seconds=round(cached, 4), **read_inputs(analyzer, unit.refs[0], ctx))
+                             cache_seconds=round(cached, 4), shared_pass=shared,
+                             **read_inputs(analyzer, unit.refs[0], ctx))
     save_result(result, opts.out_dir)
     if progress is not None:
         progress.done(1)
@@ -243,8 +247,8 @@ def summarize(analyzers: list[Analyzer], outcomes: list[UnitOutcome], options: R
         progress.working("summarizing", a.name)
         t0 = time.perf_counter()
         mine = results[a.name]
-        report.unit_seconds[a.name] = [(r.provenance.get("seconds"), r.provenance.get("cache_seconds"))
-                                       for r in mine]
+        report.unit_seconds[a.name] = [(r.provenance.get("seconds"), r.provenance.get("cache_seconds"),
+                                        bool(r.provenance.get("shared_pass"))) for r in mine]
         uses = {name: same_inputs(results.get(name) or load_results(options.out_dir, name), mine) for name in a.uses}
         summary = a.summarize(mine, uses) if mine else {}
         summary = {"analyzer": a.name, "units": len(mine), "question": a.question, "method": a.method(), **summary}

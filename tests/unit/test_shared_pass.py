@@ -33,3 +33,16 @@ def test_neuron_stats_rides_the_lockstep_pass(tiny_series_dir, tmp_path, monkeyp
     a = {r.unit_id: r for r in load_results(tmp_path / "both", "neuron-stats", result_class=cls)}
     b = {r.unit_id: r for r in load_results(tmp_path / "alone", "neuron-stats", result_class=cls)}
     assert a.keys() == b.keys() and all(a[k].differences(b[k]) == [] for k in a)
+    # the report says where a fed unit's time went, rather than "0.0 s computing"
+    assert all(r.provenance["shared_pass"] for r in a.values()) and not any(r.provenance["shared_pass"]
+                                                                          for r in b.values())
+    import json
+
+    from interp.report.pages import index_card
+
+    timing = json.loads((tmp_path / "both" / "run.json").read_text())["timings"]["neuron-stats"]
+    assert timing["shared_pass_units"] == 8
+    assert "inside another analyzer's forward passes" in index_card("neuron-stats", {"units": 8}, None, timing)
+    alone_timing = json.loads((tmp_path / "alone" / "run.json").read_text())["timings"]["neuron-stats"]
+    assert alone_timing["shared_pass_units"] == 0
+    assert "computing" in index_card("neuron-stats", {"units": 8}, None, alone_timing)
