@@ -1,7 +1,7 @@
 """``check_analyzer``: the conformance check every built-in analyzer passes, for yours too.
 
     >>> from interp.analyzers.checks import check_analyzer
-    >>> check_analyzer(MyAnalyzer, work_dir="/tmp/check")      # doctest: +SKIP
+    >>> check_analyzer(MyAnalyzer, work_dir="check-work")      # doctest: +SKIP
 
 It builds the analyzer from its default config, checks that the config survives a JSON round trip and that the
 analyzer selects something in the series (the tiny bundled one by default), caches what it needs on that series'

@@ -245,4 +245,7 @@ def _bars(fig: F.Bars, run_colors: dict[str, str]) -> dict:
                          "marker": {"color": SERIES[i % len(SERIES)]},
                          "hovertemplate": f"<b>{esc(label)}</b><br>%{{x}}: %{{y:.4g}}<extra></extra>"})
         layout["yaxis" + yr[1:]]["title"] = {"text": esc(b.y_label)}
+        # categories are names even when they read as numbers (steps): plotly would otherwise place "300" and
+        # "3000" on a linear axis as thin bars far apart, unlike the PNG
+        layout["xaxis" + xr[1:]]["type"] = "category"
     return {"data": data, "layout": _base({**layout, "barmode": "group"})}

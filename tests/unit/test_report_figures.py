@@ -184,3 +184,11 @@ def test_a_summary_cannot_name_a_file_outside_its_folder(tmp_path):
     with pytest.raises(UnsafeInputError, match="becomes a file name"):
         write_report(d)
     assert not list(tmp_path.rglob("escaped*"))
+
+
+def test_bar_categories_that_look_like_numbers_stay_categories():
+    """Steps as bar categories ("300", "3000") would be placed on a linear axis as thin, far-apart bars."""
+    fig = F.Bars("b", "Bars", panels=[F.BarGroup("lock-in", ["0", "300", "3000"], {"layer 0": [1, 2, 3]})])
+    out = render_plotly.render(fig, {})
+    assert out["data"][0]["x"] == ["0", "300", "3000"]
+    assert out["layout"]["xaxis"]["type"] == "category"
